@@ -1,0 +1,5 @@
+"""``python -m navilink_etl``: the same as the ``navilink-etl`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,310 @@
+"""Command line: parse options -> one library call -> errors to exit codes.
+
+Every command has ``--help``. Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage,
+3 the cloud rejected the credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import ConfigurationError, InvalidCredentialsError, NaviLinkError
+
+app = typer.Typer(
+    name="navilink-etl",
+    help="Collect, warehouse and report on Navien NWP500 heat pump water heaters.\n\n"
+    "With no NAVILINK_EMAIL set, everything runs against the embedded simulator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sim_app = typer.Typer(help="The embedded simulator and offline fake NaviLink cloud.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+log = logging.getLogger("navilink_etl")
+
+
+def _config(**overrides: Any) -> Any:
+    from .config import load_config
+
+    return load_config(**overrides)
+
+
+def _setup_logging(level: str) -> None:
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if any(isinstance(h, RichHandler) for h in root.handlers):
+        return
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(show_path=False, rich_tracebacks=False, log_time_format="%H:%M:%S")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("amqtt", "transitions", "apscheduler.executors", "aiohttp.access", "websockets"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    if isinstance(exc, InvalidCredentialsError):
+        typer.secho(f"error: {exc}\nCheck NAVILINK_EMAIL / NAVILINK_PASSWORD (the cloud rejected them; "
+                    "not retrying, to avoid locking the account).", err=True, fg="red")
+        return typer.Exit(3)
+    if isinstance(exc, ConfigurationError):
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        return typer.Exit(2)
+    typer.secho(f"error: {exc}", err=True, fg="red")
+    return typer.Exit(1)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=name) from None
+
+
+@app.command()
+def collect(
+    interval: Annotated[float | None, typer.Option(help="Seconds between status polls (simulated seconds on the embedded default). Default: NAVILINK_POLLING_INTERVAL.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many minutes (real time). Default: run until Ctrl-C.")] = None,
+    devices: Annotated[int, typer.Option(help="Simulated heaters (embedded default only).", min=1)] = 2,
+    speed: Annotated[float, typer.Option(help="Simulated clock speed-up (embedded default only).", min=0.01)] = 60.0,
+    debug: Annotated[bool, typer.Option("--debug", help="Verbose logs.")] = False,
+) -> None:
+    """Poll every device on a schedule and store status, energy history and events under data/."""
+    try:
+        config = _config(log_level="DEBUG" if debug else None)
+        _setup_logging(config.log_level)
+        from .collect.run import run_collector
+
+        stats = _run(run_collector(config, interval=interval, duration_min=duration, devices=devices,
+                                   speed=speed, debug=debug))
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    if stats is not None and getattr(stats, "fatal", None):
+        raise typer.Exit(1)
+
+
+@sim_app.command("serve")
+def sim_serve(
+    devices: Annotated[int, typer.Option(help="Number of simulated heaters.", min=1)] = 1,
+    speed: Annotated[float, typer.Option(help="Simulated clock speed-up.", min=0.01)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    latency: Annotated[float, typer.Option(help="Reply latency in seconds (the real cloud: 2-4).", min=0)] = 0.2,
+) -> None:
+    """Run the offline fake NaviLink cloud in the foreground and print settings to reach it.
+
+    The printed lines are shell exports: eval "$(navilink-etl sim serve ...)" does not work since
+    it runs in the foreground; paste them into another terminal instead.
+    """
+    _setup_logging("WARNING")
+    from .sim.serve import serve
+
+    def _print(line: str) -> None:
+        print(line, flush=True)
+
+    _run(serve(n_devices=devices, speed=speed, seed=seed, latency_s=latency, print_fn=_print))
+
+
+@app.command()
+def simulate(
+    devices: Annotated[int, typer.Option(help="Number of simulated heaters.", min=1)] = 1,
+    days: Annotated[float, typer.Option(help="Days to simulate.", min=0.01)] = 30,
+    interval: Annotated[float, typer.Option(help="Poll interval in seconds.", min=1)] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
+    loss: Annotated[float, typer.Option(help="Share of polls lost at random (0-1).", min=0, max=1)] = 0.0,
+    outage_per_week: Annotated[bool, typer.Option("--outage-per-week", help="Add one multi-hour outage per week.")] = False,
+    start: Annotated[str | None, typer.Option(help="First simulated day (YYYY-MM-DD, UTC). Default: DAYS ago.")] = None,
+    volume: Annotated[int, typer.Option(help="Tank size in gallons: 50, 65 or 80.")] = 65,
+    location: Annotated[str, typer.Option(help="conditioned, basement or garage.")] = "basement",
+) -> None:
+    """Write simulated samples (and ground truth under data/truth/) straight into the store."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    try:
+        config = _config()
+        _setup_logging(config.log_level)
+        from .sim.simulate import simulate as run_sim
+
+        day = _parse_day(start, "--start")
+        start_dt = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+        with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} device-days"),
+                      TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("sim", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = run_sim(config.data_dir, devices=devices, days=days, interval_s=interval, seed=seed,
+                             loss=loss, outage_per_week=outage_per_week, start=start_dt,
+                             volume_gal=volume, location=location, progress=progress)
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(result))
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSONL of captured messages, or a CSV from nwp500-python's monitor.", exists=True, dir_okay=False)],
+) -> None:
+    """Replay captured traffic through the parser into the store (never duplicates)."""
+    try:
+        config = _config()
+        _setup_logging(config.log_level)
+        from .collect.importer import import_file
+
+        result = import_file(config, file)
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(result))
+    if getattr(result, "rejected", None):
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    format: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl.")] = "csv",
+    device: Annotated[str | None, typer.Option(help="Only this device (MAC).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (UTC).")] = None,
+    to: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (UTC), inclusive.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output file (default: exports/<name>).")] = None,
+) -> None:
+    """Export raw status samples (CSV has the original monitor's columns, temperatures in degF)."""
+    if format not in ("csv", "parquet", "jsonl"):
+        raise typer.BadParameter("use csv, parquet or jsonl", param_hint="--format")
+    try:
+        config = _config()
+        from .collect.export import export as run_export
+
+        path = run_export(config, format, out, device=device, start=_parse_day(from_, "--from"),
+                          end=_parse_day(to, "--to"))
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(path))
+
+
+@app.command()
+def views() -> None:
+    """(Re)build data/warehouse.duckdb: the SQL views over the Parquet store."""
+    try:
+        config = _config()
+        from .warehouse import build
+
+        path = build(config)
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"built {path}")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help='SQL over the warehouse views, e.g. "select * from energy_daily".')],
+    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+) -> None:
+    """Run SQL against the warehouse and print the result."""
+    import polars as pl
+
+    try:
+        config = _config()
+        from .warehouse import query as run_query
+
+        df = run_query(config, sql)
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    except Exception as exc:  # duckdb errors: show the message, not a traceback
+        if type(exc).__module__.startswith("duckdb") or type(exc).__module__.startswith("_duckdb"):
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(1) from None
+        raise
+    with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=200):
+        typer.echo(str(df.head(limit)))
+
+
+@app.command()
+def report(
+    device: Annotated[str | None, typer.Option(help="Only this device (MAC). Default: all.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD. Default: 30 days before the last data.")] = None,
+    to: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD. Default: the last day with data.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports"),
+    units: Annotated[str, typer.Option(help="F or C.")] = "F",
+    format: Annotated[list[str] | None, typer.Option("--format", help="html, pdf, png (repeatable). Default: all three.")] = None,
+) -> None:
+    """Write an efficiency report with charts (HTML, PDF and PNG) per device."""
+    units = units.upper()
+    if units not in ("F", "C"):
+        raise typer.BadParameter("use F or C", param_hint="--units")
+    formats = tuple(format or ("html", "pdf", "png"))
+    bad = [f for f in formats if f not in ("html", "pdf", "png")]
+    if bad:
+        raise typer.BadParameter(f"unknown format {bad[0]!r}; use html, pdf or png", param_hint="--format")
+    try:
+        config = _config()
+        _setup_logging(config.log_level)
+        from .report.build import build_report
+
+        paths = build_report(config, device=device, start=_parse_day(from_, "--from"),
+                             end=_parse_day(to, "--to"), out_dir=out, units=units, formats=formats,
+                             progress=lambda msg: typer.echo(msg, err=True))
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    for p in paths:
+        typer.echo(str(p))
+
+
+@app.command()
+def status(
+    device: Annotated[str | None, typer.Option(help="Only this device (MAC).")] = None,
+) -> None:
+    """Sign in and print each device's live status once (needs NAVILINK_EMAIL/PASSWORD)."""
+    try:
+        config = _config()
+        _setup_logging(config.log_level)
+        if config.is_embedded:
+            raise ConfigurationError("NAVILINK_EMAIL is not set: status needs an account "
+                                     "(or the settings printed by `navilink-etl sim serve`)")
+
+        async def _one() -> None:
+            from . import NaviLinkClient
+
+            async with NaviLinkClient(config=config) as client:
+                await client.authenticate()
+                for d in await client.get_devices():
+                    if device and d.mac != device:
+                        continue
+                    st = await d.get_status()
+                    typer.echo(f"{d.name} {d.mac}: tank {st.dhw_temperature:.1f}°F, setpoint "
+                               f"{st.dhw_temperature_setting:.1f}°F, charge {st.dhw_charge_per}%, "
+                               f"{st.current_inst_power} W, mode {st.dhw_mode!s}, operationMode {st.operation_mode}")
+
+        _run(_one())
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The embedded default: a simulated NWP500 plant behind an offline fake of the NaviLink cloud."""

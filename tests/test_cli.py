@@ -1,0 +1,55 @@
+"""Every command answers --help; configuration errors become a clear message and exit code 2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from navilink_etl.cli import app
+
+runner = CliRunner()
+
+
+def _all_commands() -> list[list[str]]:
+    root = get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(cmd: Any, prefix: list[str]) -> None:
+        paths.append(prefix)
+        if getattr(cmd, "commands", None):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*prefix, name])
+
+    walk(root, [])
+    return paths
+
+
+def test_the_expected_commands_exist() -> None:
+    names = {" ".join(p) for p in _all_commands()}
+    for expected in ("collect", "sim serve", "simulate", "import", "export", "views", "query", "report", "status"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", _all_commands(), ids=lambda p: " ".join(p) or "root")
+def test_every_command_has_help(path: list[str]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    # a real sentence of help, not just the usage line
+    assert len(result.output.splitlines()) > 3
+
+
+def test_bad_configuration_exits_2_with_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAVILINK_TIMEZONE", "Nowhere/Land")
+    result = runner.invoke(app, ["views"])
+    assert result.exit_code == 2
+    assert "NAVILINK_TIMEZONE" in result.output
+
+
+def test_status_without_account_explains(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert "NAVILINK_EMAIL" in result.output
