@@ -50,7 +50,9 @@ def _setup_logging(level: str) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root.addHandler(handler)
+    from .redact import install
+
+    root.addHandler(install(handler))
     root.setLevel(level)
     for noisy in ("amqtt", "transitions", "apscheduler.executors", "aiohttp.access", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
 from .protocol import DEFAULT_IOT_ENDPOINT, DEFAULT_IOT_REGION, DEFAULT_REST_BASE_URL
+from .redact import register_secret
 
 MIN_REAL_CLOUD_INTERVAL_S = 30
 _SECRET_FIELDS = {"password"}
@@ -140,7 +141,7 @@ class NaviLinkConfig(BaseSettings):
 def load_config(**overrides: Any) -> NaviLinkConfig:
     """Build a config, turning pydantic's errors into one ``ConfigurationError`` a person can act on."""
     try:
-        return NaviLinkConfig(**{k: v for k, v in overrides.items() if v is not None})
+        cfg = NaviLinkConfig(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -151,3 +152,5 @@ def load_config(**overrides: Any) -> NaviLinkConfig:
             fix = _FIXES.get(name, "")
             lines.append(f"{var}: {msg}{shown}" + (f"; fix: {fix}" if fix else ""))
         raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
+    register_secret(cfg.password_value)
+    return cfg

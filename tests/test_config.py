@@ -54,7 +54,7 @@ def test_invalid_value_names_variable_value_and_fix(monkeypatch: pytest.MonkeyPa
 
 def test_bad_timezone_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NAVILINK_TIMEZONE", "Mars/Olympus")
-    with pytest.raises(ConfigurationError, match="NAVILINK_TIMEZONE.*Mars/Olympus.*IANA"):
+    with pytest.raises(ConfigurationError, match=r"NAVILINK_TIMEZONE.*Mars/Olympus.*IANA"):
         load_config()
 
 
