@@ -9,7 +9,7 @@ everything derived, with ``PARSER_VERSION``, so history can be re-derived when a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -193,35 +193,58 @@ class RawStatus:
 
     values: dict[str, int | None]
     extras: dict[str, Any]
+    source: Mapping[str, Any] | None = None  # the status object as received (for the content hash)
 
     def __getitem__(self, key: str) -> int | None:
         return self.values.get(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.values or key in self.extras
+
+
+_EMPTY_VALUES: dict[str, int | None] = dict.fromkeys(KNOWN_KEYS)
+_REQUIRED = frozenset(REQUIRED_KEYS)
 
 
 def parse_status_object(status: Any, raw_for_errors: Any = None) -> RawStatus:
     """Validate a ``response.status`` object. Unknown keys are kept, not fatal."""
     if not isinstance(status, Mapping):
         raise PayloadError("response.status is not an object", raw=_preview(raw_for_errors or repr(status)))
-    values: dict[str, int | None] = dict.fromkeys(KNOWN_KEYS)
+    # Fast path (the common case): only known keys, all plain ints in range, required ones present.
+    # Checked with C-level set/min/max operations; anything unusual takes the explaining path.
+    keys = status.keys()
+    if keys <= _KNOWN and _REQUIRED <= keys:
+        vals = status.values()
+        if set(map(type, vals)) == {int} and _INT64_MIN <= min(vals) and max(vals) <= _INT64_MAX:
+            values = _EMPTY_VALUES.copy()
+            values.update(status)
+            return RawStatus(values=values, extras={}, source=status)
+    return _parse_status_object_slow(status, raw_for_errors)
+
+
+def _parse_status_object_slow(status: Mapping[str, Any], raw_for_errors: Any) -> RawStatus:
+    where = raw_for_errors if raw_for_errors is not None else status
+    values: dict[str, int | None] = _EMPTY_VALUES.copy()
     extras: dict[str, Any] = {}
     for key, value in status.items():
         if key in _KNOWN:
             if type(value) is not int:  # bool is an int subclass: refuse it too
                 raise PayloadError(
                     f"status.{key} is {type(value).__name__} {value!r:.40}, expected an integer",
-                    raw=_preview(raw_for_errors if raw_for_errors is not None else status),
+                    raw=_preview(where),
                 )
             if not _INT64_MIN <= value <= _INT64_MAX:
-                raise PayloadError(f"status.{key} = {value} is out of the 64-bit range",
-                                   raw=_preview(raw_for_errors if raw_for_errors is not None else status))
+                raise PayloadError(f"status.{key} = {value} is out of the 64-bit range", raw=_preview(where))
             values[key] = value
         else:
             extras[str(key)] = value
     for key in REQUIRED_KEYS:
         if values[key] is None:
-            raise PayloadError(f"status.{key} is missing",
-                               raw=_preview(raw_for_errors if raw_for_errors is not None else status))
-    return RawStatus(values=values, extras=extras)
+            raise PayloadError(f"status.{key} is missing", raw=_preview(where))
+    return RawStatus(values=values, extras=extras, source=status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +450,8 @@ def status_row(st: DeviceStatus, *, received_at: datetime, source: str, device: 
         "session_id": st.session_id,
         "client_id": st.client_id,
         "parser_version": PARSER_VERSION,
-        "content_hash": content_hash({k: v for k, v in st.raw.values.items() if v is not None} | st.raw.extras),
+        "content_hash": content_hash(st.raw.source if st.raw.source is not None
+                                     else {k: v for k, v in st.raw.values.items() if v is not None} | st.raw.extras),
         "extra_json": orjson.dumps(st.raw.extras).decode() if st.raw.extras else None,
     }
     row.update(st.raw.values)

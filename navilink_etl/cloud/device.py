@@ -1,0 +1,219 @@
+"""One NWP500 on the account: status, DID, controls, the device's energy history and TOU plan.
+
+Requests go over MQTT through the client's session; values are validated here before anything
+is sent (setpoints in half-degC, PROTOCOL.md 3.5) and replies are parsed only by ``status``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeviceOfflineError, RequestTimeoutError, ValidationError
+from ..protocol import (
+    CONTROL_MODE_STRINGS,
+    DEVICE_TYPE,
+    PROTOCOL_VERSION,
+    Command,
+    ConnectionStatus,
+    DhwMode,
+    control_topic,
+    did_topic,
+    energy_response_topic,
+    energy_topic,
+    f_from_half_c,
+    half_c_from_f,
+    response_topic,
+    status_topic,
+)
+from ..status import DeviceStatus, EnergyDay, Feature, parse_energy, parse_feature, parse_status
+from .mqtt import new_session_id
+
+if TYPE_CHECKING:
+    from .client import NaviLinkClient
+
+DEFAULT_MIN_F = 95.0
+DEFAULT_MAX_F = 150.0
+VACATION_DAYS = (1, 30)
+_MODE_NAMES = {
+    "heat_pump": DhwMode.HEAT_PUMP, "heatpump": DhwMode.HEAT_PUMP,
+    "electric": DhwMode.ELECTRIC, "energy_saver": DhwMode.ENERGY_SAVER,
+    "hybrid": DhwMode.ENERGY_SAVER, "high_demand": DhwMode.HIGH_DEMAND,
+    "vacation": DhwMode.VACATION,
+}
+
+
+def coerce_mode(mode: DhwMode | int | str) -> DhwMode:
+    """DhwMode, the original library's int 1-5, or a name such as "heat_pump"."""
+    if isinstance(mode, str):
+        key = mode.strip().lower().replace("-", "_").replace(" ", "_")
+        if key in _MODE_NAMES:
+            return _MODE_NAMES[key]
+        raise ValidationError(f"unknown DHW mode {mode!r}; use one of {sorted(set(_MODE_NAMES) - {'heatpump', 'hybrid'})}")
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise ValidationError(f"DHW mode must be a DhwMode, an int 1-5 or a name, not {type(mode).__name__}")
+    if not 1 <= int(mode) <= 5:
+        raise ValidationError(f"DHW mode {int(mode)} is out of range; use 1-5 "
+                              "(power off is power_off(), not a mode)")
+    return DhwMode(int(mode))
+
+
+class NaviLinkDevice:
+    """A device from the REST list. ``online`` is the REST ``connected`` flag at listing time."""
+
+    def __init__(self, client: NaviLinkClient, item: dict[str, Any]) -> None:
+        info = item.get("deviceInfo") or {}
+        self._client = client
+        self.mac: str = str(info.get("macAddress", "")).lower()
+        self.additional_value: str = str(info.get("additionalValue") or "")
+        self.name: str = str(info.get("deviceName") or "NWP500")
+        self.home_seq: int | None = info.get("homeSeq")
+        self.device_type: int = int(info.get("deviceType") or DEVICE_TYPE)
+        self.connected_code: int | None = info.get("connected")
+        self.online: bool = self.connected_code == ConnectionStatus.ONLINE
+        loc = item.get("location")
+        self.location: dict[str, Any] = dict(loc) if isinstance(loc, dict) else {}
+        self.info: dict[str, Any] = dict(info)
+        self.feature: Feature | None = None
+        self.last_status: DeviceStatus | None = None
+
+    def __repr__(self) -> str:
+        return (f"NaviLinkDevice(mac={self.mac!r}, name={self.name!r}, "
+                f"online={self.online}, home_seq={self.home_seq})")
+
+    # --- requests ---------------------------------------------------------------------------------
+    def _message(self, command: int, topic: str, reply_topic: str, **extra: Any) -> dict[str, Any]:
+        request: dict[str, Any] = {"command": int(command), "deviceType": self.device_type,
+                                   "macAddress": self.mac, "additionalValue": self.additional_value}
+        request.update(extra)
+        return {"clientID": self._client.client_id, "sessionID": new_session_id(),
+                "protocolVersion": PROTOCOL_VERSION, "request": request,
+                "requestTopic": topic, "responseTopic": reply_topic}
+
+    async def _request(self, command: int, topic: str, kind: str, timeout: float | None,  # noqa: ASYNC109
+                       reply_topic: str | None = None, **extra: Any) -> tuple[Any, bytes, Any]:
+        session = await self._client._mqtt_for(self)
+        msg = self._message(command, topic, reply_topic or response_topic(self.mac, self._client.client_id),
+                            **extra)
+        t = timeout if timeout is not None else self._client.config.request_timeout
+        try:
+            return await session.request(topic, msg, mac=self.mac, kind=kind, timeout=t)
+        except RequestTimeoutError as exc:
+            if not self.online:
+                raise DeviceOfflineError(
+                    f"device {self.mac} ({self.name}) is offline (the cloud lists it as disconnected) "
+                    f"and did not answer within {t:g} s; check its Wi-Fi and power",
+                    device=self.mac,
+                ) from exc
+            raise
+
+    async def get_status(self, timeout: float | None = None) -> DeviceStatus:  # noqa: ASYNC109
+        """Ask for a full status snapshot (``G/st``, command 16777219)."""
+        _, payload, at = await self._request(Command.STATUS, status_topic(self.mac), "status", timeout)
+        st = parse_status(payload, received_at=at)
+        self.last_status = st
+        return st
+
+    async def get_feature(self, timeout: float | None = None) -> Feature:  # noqa: ASYNC109
+        """The DID/feature reply (``G/st/did``): firmware, capabilities, setpoint range."""
+        env, _, _ = await self._request(Command.DEVICE_INFO, did_topic(self.mac), "feature", timeout)
+        self.feature = parse_feature(env.response)
+        return self.feature
+
+    async def _control(self, command: Command, param: list[int]) -> DeviceStatus:
+        if self.feature is None:  # the device's DID comes before any control (PROTOCOL.md 3.5)
+            await self.get_feature()
+        _, payload, at = await self._request(
+            command, control_topic(self.mac), "status", None,
+            mode=CONTROL_MODE_STRINGS[command], param=param, paramStr="")
+        st = parse_status(payload, received_at=at)
+        self.last_status = st
+        return st
+
+    # --- controls ---------------------------------------------------------------------------------
+    def temperature_range_f(self) -> tuple[float, float]:
+        if self.feature is None:
+            return DEFAULT_MIN_F, DEFAULT_MAX_F
+        return self.feature.temperature_min_f, self.feature.temperature_max_f
+
+    async def set_temperature(self, deg_f: float) -> DeviceStatus:
+        """Set the DHW setpoint in degF (sent as half-degC); returns the device's echo."""
+        if isinstance(deg_f, bool) or not isinstance(deg_f, int | float) or not math.isfinite(deg_f):
+            raise ValidationError(f"temperature must be a number of degF, got {deg_f!r}")
+        if self.feature is None:
+            await self.get_feature()
+        raw = half_c_from_f(deg_f)
+        if self.feature is not None and "dhwTemperatureMin" in self.feature.raw:
+            lo_raw = int(self.feature.raw.get("dhwTemperatureMin", 70))
+            hi_raw = int(self.feature.raw.get("dhwTemperatureMax", 131))
+            ok = lo_raw <= raw <= hi_raw
+            lo, hi = f_from_half_c(lo_raw), f_from_half_c(hi_raw)
+        else:
+            lo, hi = DEFAULT_MIN_F, DEFAULT_MAX_F
+            ok = lo <= deg_f <= hi
+        if not ok:
+            raise ValidationError(f"{deg_f:g} degF is outside this device's range {lo:.0f}-{hi:.0f} degF",
+                                  device=self.mac)
+        return await self._control(Command.DHW_TEMPERATURE, [raw])
+
+    async def set_dhw_mode(self, mode: DhwMode | int | str, vacation_days: int | None = None) -> DeviceStatus:
+        """Heat pump / electric / energy saver / high demand, or vacation for 1-30 days."""
+        m = coerce_mode(mode)
+        if m is DhwMode.VACATION:
+            if isinstance(vacation_days, bool) or not isinstance(vacation_days, int) \
+                    or not VACATION_DAYS[0] <= vacation_days <= VACATION_DAYS[1]:
+                raise ValidationError(f"vacation needs vacation_days 1-30, got {vacation_days!r}")
+            param = [int(m), vacation_days]
+        else:
+            if vacation_days is not None:
+                raise ValidationError("vacation_days only applies to the vacation mode")
+            param = [int(m)]
+        return await self._control(Command.DHW_MODE, param)
+
+    set_operation_mode = set_dhw_mode
+
+    async def power_on(self) -> DeviceStatus:
+        return await self._control(Command.POWER_ON, [])
+
+    async def power_off(self) -> DeviceStatus:
+        return await self._control(Command.POWER_OFF, [])
+
+    turn_on = power_on
+    turn_off = power_off
+
+    # --- history and plans ------------------------------------------------------------------------
+    async def get_energy_usage(self, year: int, months: list[int] | int,
+                               timeout: float | None = None) -> list[EnergyDay]:  # noqa: ASYNC109
+        """The device's own daily energy history (EMS) for ``months`` of one ``year``."""
+        ms = [months] if isinstance(months, int) else list(months)
+        if not ms or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 12 for m in ms):
+            raise ValidationError(f"months must be 1-12, got {months!r}")
+        if isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2100:
+            raise ValidationError(f"year must be a four-digit year, got {year!r}")
+        env, _, _ = await self._request(
+            Command.ENERGY_USAGE, energy_topic(self.mac), "energy", timeout,
+            reply_topic=energy_response_topic(self._client.client_id), month=ms, year=year)
+        return parse_energy(env.response)
+
+    async def get_info(self) -> dict[str, Any]:
+        """REST ``/device/info``; its deviceInfo lacks mac/additionalValue, so ours are kept."""
+        data = await self._client.rest.device_info(self._client.user_id, self.mac, self.additional_value)
+        info = data.get("deviceInfo")
+        if isinstance(info, dict):
+            self.info.update(info)
+            self.info["macAddress"], self.info["additionalValue"] = self.mac, self.additional_value
+        return data
+
+    async def get_firmware(self) -> list[dict[str, Any]]:
+        return await self._client.rest.firmware_info(self._client.user_id, self.mac, self.additional_value)
+
+    async def get_tou(self) -> dict[str, Any]:
+        """The TOU plan over REST; needs the controller serial number from the DID."""
+        if self.feature is None:
+            await self.get_feature()
+        serial = self.feature.controller_serial if self.feature else None
+        if not serial:
+            raise ValidationError("the device's DID has no controllerSerialNumber; TOU cannot be read",
+                                  device=self.mac)
+        return await self._client.rest.tou(self._client.user_id, self.mac, self.additional_value,
+                                           serial, self._client.user_type)
