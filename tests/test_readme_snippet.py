@@ -1,0 +1,79 @@
+"""The original NaviLink library's Basic Usage snippet runs unchanged against `navilink-etl sim serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SNIPPET = '''
+import asyncio
+from navilink_etl import NaviLinkClient, NaviLinkConfig
+
+async def main():
+    # Load credentials from .env file
+    config = NaviLinkConfig.from_environment()
+
+    async with NaviLinkClient(config=config) as client:
+        # Connect to your water heater
+        await client.authenticate(config.email, config.password)
+        devices = await client.get_devices()
+        device = devices[0]  # Your water heater
+
+        # Get current status
+        status = await device.get_status()
+        print(f"Tank Level: {status.dhw_charge_per}%")
+        print(f"Temperature: {status.dhw_temperature}°F")
+        print(f"Power Usage: {status.current_inst_power}W")
+
+        # Control your water heater
+        await device.set_temperature(120)  # Set to 120°F
+        await device.set_dhw_mode(1)       # Set DHW mode
+
+asyncio.run(main())
+'''
+
+
+def _start_serve() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "navilink_etl", "sim", "serve", "--devices", "1", "--latency", "0.05"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    env: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    assert proc.stdout is not None
+    while time.monotonic() < deadline and "NAVILINK_POLLING_INTERVAL" not in env:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.fullmatch(r"export (NAVILINK_[A-Z_]+)=(.*)", line.strip())
+        assert m, f"serve printed a line that is not a shell export: {line!r}"
+        env[m.group(1)] = m.group(2)
+    return proc, env
+
+
+def test_original_snippet_runs_unchanged_against_sim_serve(tmp_path: Path) -> None:
+    proc, exports = _start_serve()
+    try:
+        assert {"NAVILINK_EMAIL", "NAVILINK_PASSWORD", "NAVILINK_REST_BASE_URL", "NAVILINK_IOT_PORT",
+                "NAVILINK_CA_FILE"} <= set(exports)
+        assert all("127.0.0.1" in v or v == "localhost" for k, v in exports.items()
+                   if k in ("NAVILINK_REST_BASE_URL", "NAVILINK_IOT_ENDPOINT"))
+        script = tmp_path / "basic_usage.py"
+        script.write_text(SNIPPET)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NAVILINK_")} | exports
+        run = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-3000:]
+        lines = run.stdout.splitlines()
+        assert re.fullmatch(r"Tank Level: \d{1,3}%", lines[0])
+        temp = float(re.fullmatch(r"Temperature: ([\d.]+)°F", lines[1]).group(1))  # type: ignore[union-attr]
+        assert 90 <= temp <= 160
+        assert re.fullmatch(r"Power Usage: \d+W", lines[2])
+        assert exports["NAVILINK_PASSWORD"] not in run.stdout + run.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
