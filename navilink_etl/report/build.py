@@ -1,0 +1,205 @@
+"""Build the efficiency report: warehouse views -> charts -> HTML, PDF and PNG files per device.
+
+``build_report`` is the library call behind ``navilink-etl report``; ``render_report`` does the
+drawing and writing for data already loaded (tests and notebooks use it directly).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ..errors import ConfigurationError, StoreError
+from . import charts, summary
+from .data import ReportData, default_period, list_devices, load, materialize
+from .html import Image, Section, render_html
+from .pdf import cover, write_pdf
+from .units import Units
+
+FORMATS = ("html", "pdf", "png")
+PNG_DPI = 110
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    slug: str
+    section: str
+    figure: Figure
+
+
+def _stem(device: str, start: date, end: date) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", device) or "device"
+    return f"navilink_{safe}_{start.isoformat()}_{end.isoformat()}"
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PNG_DPI, facecolor="white")
+    return buf.getvalue()
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def make_charts(data: ReportData, s: summary.Summary, units: Units) -> list[Chart]:
+    """Every chart of the report, in reading order."""
+    tz = data.tz
+    return [
+        Chart("headline", "Headline", charts.headline(summary.tiles(s, units))),
+        Chart("timeline", "Tank over time", charts.timeline(data.status, data.cycles, data.draws,
+                                                            units=units, tz=tz)),
+        Chart("daily_energy", "Electricity", charts.daily_energy(data.energy_daily)),
+        Chart("cycles", "Heating cycles", charts.cycles(data.cycles, tz=tz)),
+        Chart("recovery", "Heating cycles", charts.recovery(data.recovery, units=units)),
+        Chart("cop", "Efficiency", charts.cop_vs_ambient(data.cycles, units=units,
+                                                           period_cop=s.period_cop)),
+        Chart("standby_draws", "Standby loss and draws",
+              charts.standby_and_draws(data.standby, data.draws, units=units, tz=tz)),
+        Chart("coverage", "Data quality", charts.coverage(data.energy_daily)),
+    ]
+
+
+_METHOD_NOTES = (
+    "Electricity is integrated from the status samples by what was running; a sample's value holds "
+    "until the next one, never across a gap longer than the gap cap (such time counts as a gap).",
+    "Period COP (SPF) = all heat delivered / all electricity, standby included; never a mean of "
+    "cycle COPs. The device has no flow meter: heat is measured only over cycles without a draw.",
+    "EMS is the device's own daily history; 'ours - EMS' shows how far the two disagree per day.",
+    "Savings compare the cost with an electric-resistance heater delivering the same heat.",
+    "The tank timeline shows at most the last 31 days; the daily charts cover the whole period.",
+)
+
+_INTROS = {
+    "Tank over time": "What the tank did: both sensors, the energy stored above the device's "
+                      "reference temperature, and the device's own charge estimate.",
+    "Electricity": "Electricity we measured from the status samples, split by what was running, "
+                   "against the device's own daily history (EMS).",
+    "Heating cycles": "A heating cycle is one run of the heat pump and/or an element.",
+    "Efficiency": "COP is heat delivered per unit of electricity. Only cycles without a draw can "
+                  "be measured; the others are modelled from them.",
+    "Standby loss and draws": "Heat lost through the tank wall while idle, and the hot water used.",
+    "Data quality": "Every number above is only as good as the samples behind it.",
+}
+
+
+def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
+              chart_list: Sequence[Chart]) -> list[Section]:
+    order: list[str] = []
+    for c in chart_list:
+        if c.section != "Headline" and c.section not in order:
+            order.append(c.section)
+    out = []
+    for name in order:
+        imgs = [images[c.slug] for c in chart_list if c.section == name and c.slug in images]
+        tables = [summary.coverage_table(data)] if name == "Data quality" else []
+        out.append(Section(name, _INTROS.get(name, ""), imgs, tables))
+    out.append(Section("About these numbers", notes=[*s.notes, *_METHOD_NOTES]))
+    return out
+
+
+def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
+                  formats: Iterable[str] = FORMATS,
+                  progress: Progress | None = None, source: str = "") -> list[Path]:
+    """Draw every chart for ``data`` and write the requested formats under ``out_dir``."""
+    u = Units.of(units)
+    fmts = tuple(dict.fromkeys(formats))
+    if bad := [f for f in fmts if f not in FORMATS]:
+        raise ConfigurationError(f"unknown report format {bad[0]!r}; use html, pdf or png")
+    say = progress or (lambda _msg: None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = _stem(data.device, data.start, data.end)
+    title = f"Water heater efficiency report: {data.device}"
+    subtitle = (f"{data.start:%d %b %Y} to {data.end:%d %b %Y} ({data.days} days, local time "
+                f"{data.tz}); temperatures in {u.temp}")
+    s = summary.summarize(data)
+    say(f"{data.device}: drawing charts")
+    chart_list = make_charts(data, s, u)
+    paths: list[Path] = []
+    images: dict[str, Image] = {}
+    if "html" in fmts or "png" in fmts:
+        png_dir = out_dir / stem
+        if "png" in fmts:
+            png_dir.mkdir(exist_ok=True)
+        for i, c in enumerate(chart_list, 1):
+            say(f"{data.device}: rendering chart {i}/{len(chart_list)} ({c.slug})")
+            png = _png(c.figure)
+            images[c.slug] = Image(png, charts.title_of(c.figure), charts.caption_of(c.figure))
+            if "png" in fmts:
+                paths.append(_write_bytes(png_dir / f"{i:02d}_{c.slug}.png", png))
+    footer = (f"Generated by navilink-etl at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+              + (f" from {source}" if source else "") + ". Every figure is read from the "
+              "warehouse views; nothing here was fetched from the cloud.")
+    if "html" in fmts:
+        say(f"{data.device}: writing HTML")
+        page = render_html(title=title, subtitle=subtitle, tiles=summary.tiles(s, u),
+                           sections=_sections(data, s, images, chart_list), footer=footer)
+        paths.append(_write_bytes(out_dir / f"{stem}.html", page.encode("utf-8")))
+    if "pdf" in fmts:
+        say(f"{data.device}: writing PDF")
+        pages = [cover(title, subtitle, [*s.notes, *_METHOD_NOTES, footer])]
+        pages += [c.figure for c in chart_list]
+        paths.append(write_pdf(out_dir / f"{stem}.pdf", pages, title=title, subject=subtitle))
+    return paths
+
+
+def build_report(config: Any, *, device: str | None = None, start: date | None = None,
+                 end: date | None = None, out_dir: Path = Path("reports"), units: str = "F",
+                 formats: Sequence[str] = FORMATS, progress: Progress | None = None) -> list[Path]:
+    """Write one report per device (all devices by default) for ``start``..``end`` local days.
+
+    Default period: the last 30 days that have data. Returns the files written.
+    """
+    from .. import warehouse
+
+    u = Units.of(units)
+    if bad := [f for f in formats if f not in FORMATS]:
+        raise ConfigurationError(f"unknown report format {bad[0]!r}; use html, pdf or png")
+    if start is not None and end is not None and start > end:
+        raise ConfigurationError(f"--from {start} is after --to {end}")
+    if device is not None:  # accept AA:BB:CC:DD:EE:FF and upper case; stored MACs are bare lower hex
+        device = re.sub(r"[:\-]", "", device.strip()).lower()
+    source = str(Path(config.data_dir) / warehouse.WAREHOUSE_FILE)
+    say = progress or (lambda _msg: None)
+    say("opening the warehouse (building the views if needed)")
+    paths: list[Path] = []
+    con = warehouse.connect(config, read_only=True)
+    try:
+        devices = list_devices(con)
+        if not devices:
+            raise StoreError(f"no status data under {config.data_dir}: run `navilink-etl collect` "
+                             "or `navilink-etl simulate` first", data_dir=str(config.data_dir))
+        if device is not None:
+            if device not in devices:
+                raise ConfigurationError(f"no data for device {device!r}; devices with data: "
+                                         + ", ".join(devices))
+            devices = [device]
+        for n, dev in enumerate(devices, 1):
+            say(f"{dev} ({n}/{len(devices)}): computing the views")
+            materialize(con, dev)
+            period = default_period(con, dev, start, end)
+            if period is None:
+                say(f"{dev}: no daily data, skipped")
+                continue
+            say(f"{dev} ({n}/{len(devices)}): loading {period[0]} to {period[1]}")
+            data = load(con, dev, period[0], period[1], config.timezone)
+            if data.energy_daily.is_empty():
+                say(f"{dev}: warning: no data from {period[0]} to {period[1]}")
+            paths += render_report(data, out_dir=out_dir, units=u, formats=formats,
+                                   progress=say, source=source)
+    finally:
+        con.close()
+    say(f"done: {len(paths)} files in {out_dir}")
+    return paths

@@ -1,0 +1,166 @@
+"""Read what one report needs from the warehouse views: one device, one period of local days.
+
+Only selection happens here (device, period, columns); every derived number comes from a view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Frames for one device and the local days ``start``..``end`` (inclusive), in time zone ``tz``."""
+
+    device: str
+    start: date
+    end: date
+    tz: str
+    status: pl.DataFrame  # stg_status: received_at, tank_*_c, stored_wh, dhw_charge_pct
+    energy_daily: pl.DataFrame  # energy_daily
+    cycles: pl.DataFrame  # heating_cycles
+    recovery: pl.DataFrame  # recovery_rates
+    draws: pl.DataFrame  # draws
+    standby: pl.DataFrame  # standby_loss
+    efficiency: pl.DataFrame  # efficiency_daily
+    tariff: str = ""  # how costs were priced, e.g. "flat $0.170/kWh" (from the settings table)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def utc_bounds(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
+    """[first local midnight, midnight after the last day) as UTC datetimes."""
+    zone = ZoneInfo(tz)
+    lo = datetime.combine(start, time(0), zone).astimezone(UTC)
+    hi = datetime.combine(end + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return lo, hi
+
+
+def _pl(con: Any, sql: str, params: list[Any]) -> pl.DataFrame:
+    return con.sql(sql, params=params).pl()
+
+
+def materialize(con: Any, device: str) -> None:
+    """Compute every warehouse view once for ``device`` into temporary tables of the same names.
+
+    The views are re-evaluated on every query and read each other, so a report's dozen queries
+    would recompute the shared ones many times (seconds per query on a year of data). Temporary
+    tables shadow the views for this connection only; each is ``select *`` of its view, in the
+    warehouse's declared order, so every number is still exactly the view's. Afterwards the
+    connection answers for ``device`` alone.
+    """
+    from .. import warehouse
+
+    # Qualify with the database's own catalog: a bare ``main.`` would find the temporary tables of
+    # an earlier call (the temp catalog has a ``main`` schema too).
+    catalog = con.sql("select current_database()").fetchall()[0][0].replace('"', '""')
+    for view in warehouse.VIEWS:
+        where, params = ("", None)
+        if view in _DEVICE_FILTERED:
+            where, params = " where device = ?", [device]
+        con.execute(f'create or replace temp table {view} as select * from "{catalog}".main.{view}'
+                    f"{where}", params)
+
+
+_DEVICE_FILTERED = ("stg_status", "stg_energy_daily")  # every other view is built on these
+
+
+def list_devices(con: Any) -> list[str]:
+    """Every device with at least one status sample, sorted.
+
+    Read from the raw source: stg_status has the same devices but would deduplicate every sample
+    first (a second per year of data).
+    """
+    return [r[0] for r in con.sql("select distinct device from src_status where device is not null "
+                                  "order by 1").fetchall()]
+
+
+def data_days(con: Any, device: str) -> tuple[date, date] | None:
+    """The first and last local day with samples for ``device`` (from energy_daily), or None."""
+    row = con.sql("select min(day), max(day) from energy_daily where device = ? and samples > 0",
+                  params=[device]).fetchall()
+    return (row[0][0], row[0][1]) if row and row[0][0] is not None else None
+
+
+def default_period(con: Any, device: str, start: date | None, end: date | None,
+                   days: int = DEFAULT_DAYS) -> tuple[date, date] | None:
+    """Fill in a missing start/end: the last ``days`` days that have data, never before the first.
+
+    With only ``start`` given, the period runs ``days`` days from it (at most to the last data).
+    """
+    span = data_days(con, device)
+    if start is not None and end is not None:
+        return start, end
+    if span is None:
+        return None
+    first, last = span
+    if end is None:
+        end = last if start is None else min(start + timedelta(days=days - 1), last)
+    if start is None:
+        start = max(end - timedelta(days=days - 1), first)
+    return (start, end) if start <= end else None
+
+
+def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
+    """Select ``device``'s rows for the period from each view (call :func:`materialize` first for
+    speed); timestamps are filtered on the local days' UTC bounds."""
+    lo, hi = utc_bounds(start, end, tz)
+    dev_ts = [device, lo, hi]
+    dev_day = [device, start, end]
+    status = _pl(con, "select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
+                      "from stg_status where device = ? and received_at >= ? and received_at < ? "
+                      "order by received_at", dev_ts)
+    tariff = ""
+    rows = con.sql("select tariff, price_per_kwh from settings").fetchall()
+    if rows:
+        kind, price = rows[0]
+        tariff = {"flat": f"flat ${price:.3f}/kWh", "tou": "the device's time-of-use plan",
+                  "csv": "the price list in NAVILINK_PRICE_CSV"}.get(kind, str(kind))
+    return ReportData(
+        device=device, start=start, end=end, tz=tz, status=status, tariff=tariff,
+        energy_daily=_pl(con, "select * from energy_daily where device = ? and day between ? and ? "
+                              "order by day", dev_day),
+        cycles=_pl(con, "select * from heating_cycles where device = ? and cycle_start >= ? "
+                        "and cycle_start < ? order by cycle_start", dev_ts),
+        recovery=_pl(con, "select * from recovery_rates where device = ? and cycle_start >= ? "
+                          "and cycle_start < ? order by cycle_start", dev_ts),
+        draws=_pl(con, "select * from draws where device = ? and draw_start >= ? and draw_start < ? "
+                       "order by draw_start", dev_ts),
+        standby=_pl(con, "select * from standby_loss where device = ? and window_start >= ? "
+                         "and window_start < ? order by window_start", dev_ts),
+        efficiency=_pl(con, "select * from efficiency_daily where device = ? and day between ? "
+                            "and ? order by day", dev_day),
+    )
+
+
+def load_report_data(config: Any, device: str | None = None, start: date | None = None,
+                     end: date | None = None, days: int = DEFAULT_DAYS) -> ReportData:
+    """Open the warehouse, pick ``device`` (default: the first with data) and load its period.
+
+    The default period is the last ``days`` days with data, as in the report. For notebooks.
+    """
+    from .. import warehouse
+    from ..errors import StoreError
+
+    con = warehouse.connect(config, read_only=True)
+    try:
+        devices = list_devices(con)
+        dev = device or (devices[0] if devices else None)
+        if dev is not None:
+            materialize(con, dev)
+        period = default_period(con, dev, start, end, days) if dev else None
+        if dev is None or period is None:
+            raise StoreError(f"no data under {config.data_dir}: run `navilink-etl simulate` or "
+                             "`navilink-etl collect` first", data_dir=str(config.data_dir))
+        return load(con, dev, period[0], period[1], config.timezone)
+    finally:
+        con.close()
