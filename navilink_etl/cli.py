@@ -160,10 +160,13 @@ def simulate(
 
             result = run_sim(config.data_dir, devices=devices, days=days, interval_s=interval, seed=seed,
                              loss=loss, outage_per_week=outage_per_week, start=start_dt,
-                             volume_gal=volume, location=location, progress=progress)
+                             volume_gal=volume, location=location, progress=progress,
+                             ems_tz=config.timezone)
     except NaviLinkError as exc:
         raise _fail(exc) from None
-    typer.echo(str(result))
+    typer.echo(f"wrote {result.samples:,} samples ({result.polls:,} polls, {result.pushes:,} pushes, "
+               f"{result.lost:,} polls lost on purpose) for {len(result.devices)} device(s) in "
+               f"{result.seconds:.1f} s into {config.data_dir}/ (ground truth in {config.data_dir}/truth/)")
 
 
 @app.command("import")

@@ -31,9 +31,10 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105 - the fake's public demo account
 PUSH_INTERVAL_S = 1.0
 
 
-def build_devices(n_devices: int, *, seed: int, start: datetime) -> list[DeviceModel]:
+def build_devices(n_devices: int, *, seed: int, start: datetime, timezone: str = "UTC") -> list[DeviceModel]:
     """``n_devices`` simulated heaters, deterministic in ``seed``: sizes, places and both firmware
-    profiles vary across the fleet. The plant is imported lazily (only the default needs it)."""
+    profiles vary across the fleet; households keep local hours in ``timezone``. The plant is
+    imported lazily (only the default needs it)."""
     from .device import SimulatedDevice
     from .weather import LOCATIONS
 
@@ -49,7 +50,7 @@ def build_devices(n_devices: int, *, seed: int, start: datetime) -> list[DeviceM
             mac, seed=seed * 1000 + i, start=start,
             volume_gal=(65, 50, 80)[i % 3], firmware=("2025-09", "2025-10")[i % 2],
             location=LOCATIONS[(i + 1) % len(LOCATIONS)],
-            additional_value=str(5322 + i), home_seq=25004 + i,
+            additional_value=str(5322 + i), home_seq=25004 + i, ems_tz=timezone,
         ))  # fmt: skip
     return devices
 
@@ -71,6 +72,7 @@ class FakeCloud:
         latency_s: Latency = 0.0,
         accounts: dict[str, str] | None = None,
         start: datetime | None = None,
+        timezone: str = "UTC",
         authorization_expires_in: int = 3600,
         verify_signature: bool = True,
         mirror_pushes: bool = False,
@@ -82,6 +84,7 @@ class FakeCloud:
         self.seed = seed
         self._given_devices = list(devices) if devices is not None else None
         self._n_devices = n_devices
+        self._timezone = timezone
         self.devices: list[DeviceModel] = []
         self.latency_s = latency_s
         self.accounts = dict(accounts) if accounts is not None else {DEMO_EMAIL: DEMO_PASSWORD}
@@ -124,7 +127,7 @@ class FakeCloud:
         self.devices = (
             self._given_devices
             if self._given_devices is not None
-            else build_devices(self._n_devices, seed=self.seed, start=self.clock.start)
+            else build_devices(self._n_devices, seed=self.seed, start=self.clock.start, timezone=self._timezone)
         )
         macs = [d.mac for d in self.devices]
         if len(set(macs)) != len(macs):
