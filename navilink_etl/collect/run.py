@@ -1,0 +1,211 @@
+"""``run_collector``: wire config, cloud client (or the embedded fake cloud), store and scheduler.
+
+Without credentials it starts the embedded default: the offline fake NaviLink cloud with
+simulated heaters on 127.0.0.1, its clock running ``speed`` times faster than real time. The poll
+interval is in simulated seconds then, so polls fire every ``interval / speed`` real seconds
+(default speed 60 and a 300 s interval: one poll every 5 real seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from ..config import MIN_REAL_CLOUD_INTERVAL_S, NaviLinkConfig
+from ..errors import ConfigurationError, InvalidCredentialsError, NaviLinkError
+from .logs import setup_logging
+from .scheduler import Collector, SimTime, rejected_message
+from .stats import CollectorStats
+from .store import Store
+
+log = logging.getLogger("navilink_etl.collect")
+
+STATUS_LINE_EVERY_S = 60.0  # plain status line when stderr is not a terminal
+AUTH_BACKOFF_MAX_S = 300.0
+
+
+async def run_collector(config: NaviLinkConfig, *, interval: float | None = None,
+                        duration_min: float | None = None, devices: int = 1, speed: float = 60.0,
+                        debug: bool = False, status_line: bool | None = None,
+                        adaptive: bool = False, seed: int = 0,
+                        flush_every_s: float = 60.0) -> CollectorStats:
+    """Collect until SIGINT/SIGTERM or ``duration_min`` real minutes; returns the run's statistics.
+
+    ``interval`` is in the device's clock seconds (default ``config.polling_interval``);
+    ``devices``, ``speed`` and ``seed`` only matter for the embedded default. ``stats.fatal`` is
+    set when the run stopped on an error that must not be retried (a rejected password).
+    """
+    teardown = setup_logging(Path(config.data_dir), config.log_level, debug=debug)
+    try:
+        if config.is_embedded:
+            log.info("No NaviLink credentials set (NAVILINK_EMAIL/NAVILINK_PASSWORD): running the EMBEDDED "
+                     "SIMULATOR, an offline fake NaviLink cloud on 127.0.0.1 with %d simulated heater(s), "
+                     "clock x%g. No real heater is read.", devices, speed)
+            from ..sim.cloud import FakeCloud
+
+            async with FakeCloud(n_devices=devices, speed=speed, seed=seed) as fc:
+                over = dict(fc.client_overrides())
+                over["password"] = SecretStr(str(over["password"]))
+                cfg = config.model_copy(update=over)
+                return await run_collection(cfg, interval=interval, duration_min=duration_min,
+                                            clock=fc.clock, mode="embedded", status_line=status_line,
+                                            adaptive=adaptive, seed=seed, flush_every_s=flush_every_s)
+        log.info("Collecting from the real NaviLink cloud as %s into %s", config.email, config.data_dir)
+        return await run_collection(config, interval=interval, duration_min=duration_min, clock=None,
+                                    mode="cloud", status_line=status_line, adaptive=adaptive,
+                                    seed=seed, flush_every_s=flush_every_s)
+    finally:
+        teardown()
+
+
+async def run_collection(config: NaviLinkConfig, *, interval: float | None, duration_min: float | None,
+                         clock: Any | None, mode: str, status_line: bool | None = None,
+                         adaptive: bool = False, seed: int | None = None,
+                         flush_every_s: float = 60.0, stop: asyncio.Event | None = None,
+                         ready: asyncio.Event | None = None) -> CollectorStats:
+    """The collector proper against whatever cloud ``config`` points at (real or fake).
+
+    ``clock`` (the fake cloud's ``SimClock``) maps arrival stamps onto simulated time; ``stop``
+    lets a caller end the run; ``ready`` is set once devices are listed and polls scheduled.
+    """
+    from ..cloud.client import NaviLinkClient
+
+    iv = float(interval if interval is not None else config.polling_interval)
+    if iv <= 0:
+        raise ConfigurationError(f"poll interval must be positive, got {iv:g}")
+    if config.is_real_cloud and iv < MIN_REAL_CLOUD_INTERVAL_S:
+        raise ConfigurationError(f"poll interval {iv:g} s is below {MIN_REAL_CLOUD_INTERVAL_S} s, the floor "
+                                 "for the shared real cloud; use --interval 30 or more")
+    stop = stop or asyncio.Event()
+    stats = CollectorStats(mode=mode, interval_s=iv, started_at=datetime.now(UTC))
+    t0 = time.monotonic()
+    loop = asyncio.get_running_loop()
+    handlers = _install_signals(loop, stop)
+    store = Store(Path(config.data_dir))
+    collector: Collector | None = None
+    try:
+        async with NaviLinkClient(config=config) as client:
+            collector = Collector(client, store, stats, interval_s=iv, time=SimTime(clock),
+                                  source="fake-cloud" if clock is not None else "cloud",
+                                  request_timeout=config.request_timeout, adaptive=adaptive,
+                                  flush_every_s=flush_every_s, on_fatal=lambda _m: stop.set(), seed=seed)
+            if await _authenticate(client, collector, stop):
+                await collector.start()
+                if ready is not None:
+                    ready.set()
+                await _wait(stop, duration_min, stats, collector, status_line)
+            await collector.stop()
+    except InvalidCredentialsError as exc:
+        stats.fatal = rejected_message(exc)
+    finally:
+        _remove_signals(loop, handlers)
+        if collector is not None:
+            stats.events = collector.events.count
+        stats.files_written = store.stats.files_written
+        stats.bytes_written = store.stats.bytes_written
+        store.close()
+        stats.stopped_at = datetime.now(UTC)
+        stats.uptime_s = time.monotonic() - t0
+    _print_summary(stats)
+    return stats
+
+
+async def _authenticate(client: Any, collector: Collector, stop: asyncio.Event) -> bool:
+    """Sign in; a rejected password is final, anything else is retried with backoff and jitter."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await client.authenticate()
+            collector.events.ok("auth", None, "signed_in")
+            return True
+        except InvalidCredentialsError as exc:
+            collector._fatal(rejected_message(exc))
+            return False
+        except NaviLinkError as exc:
+            attempt += 1
+            collector.stats.failures["sign_in"] += 1
+            collector.events.fail("auth", None, "sign_in_failed", f"{type(exc).__name__}: {exc}")
+            delay = min(2.0 ** attempt, AUTH_BACKOFF_MAX_S) * collector.rng.uniform(0.5, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return False
+
+
+async def _wait(stop: asyncio.Event, duration_min: float | None, stats: CollectorStats,
+                collector: Collector, status_line: bool | None) -> None:
+    deadline = None if duration_min is None else time.monotonic() + duration_min * 60.0
+    tty = sys.stderr.isatty() if status_line is None else status_line
+    live = _live() if tty else None
+    last_line = time.monotonic()
+    try:
+        while not stop.is_set():
+            step = 0.5 if live is not None else 1.0
+            if deadline is not None:
+                step = min(step, max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), step)
+            if deadline is not None and time.monotonic() >= deadline:
+                log.info("duration of %g min reached: stopping", duration_min)
+                break
+            if live is not None:
+                live.update(_status_text(stats, collector))
+            elif time.monotonic() - last_line >= STATUS_LINE_EVERY_S:
+                last_line = time.monotonic()
+                log.info("%s", _status_text(stats, collector))
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _live() -> Any:
+    from rich.console import Console
+    from rich.live import Live
+
+    live = Live("", console=Console(stderr=True), refresh_per_second=2, transient=True)
+    live.start()
+    return live
+
+
+def _status_text(stats: CollectorStats, collector: Collector) -> str:
+    ok, failed = sum(stats.polls_ok.values()), sum(stats.polls_failed.values())
+    now = collector.time.now().strftime("%Y-%m-%d %H:%M:%S")
+    mqtt = "MQTT down" if collector.events.is_open("mqtt") else "MQTT up"
+    failing = sum(1 for s in collector.states.values() if s.failures)
+    return (f"[{now} UTC{' sim' if stats.mode == 'embedded' else ''}] {len(collector.states)} device(s), "
+            f"{failing} failing, {mqtt} | polls {ok} ok / {failed} failed | "
+            f"{sum(stats.samples.values())} samples, {stats.quarantined} quarantined, "
+            f"{collector.store.pending()} pending in spool")
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signal support: duration/stop still work
+    return installed
+
+
+def _remove_signals(loop: asyncio.AbstractEventLoop, sigs: list[int]) -> None:
+    for sig in sigs:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(sig)
+
+
+def _print_summary(stats: CollectorStats) -> None:
+    """Into the log (console and file); printed as well when the log would not show INFO."""
+    text = stats.summary()
+    log.info("final statistics\n%s", text)
+    if not log.isEnabledFor(logging.INFO):
+        print(text, flush=True)

@@ -1,0 +1,229 @@
+"""Crash-safe append log in front of the Parquet store: SQLite in WAL mode, fsync on every commit.
+
+Why SQLite rather than a hand-made JSONL/length-prefixed file: a commit is atomic and durable
+(``synchronous=FULL`` fsyncs the WAL before ``COMMIT`` returns), a torn tail is detected by the WAL
+checksums and discarded by SQLite itself, a UNIQUE key gives idempotency for free, and the flush
+bookkeeping (which spool rows went into which Parquet files) lives in the same transactions.
+
+Tables: ``pending`` (rows not yet in Parquet), ``seen`` (keys accepted recently: replay and
+re-delivery never duplicate), ``flushes`` (a flush in progress is redone on restart),
+``compactions`` (journal so a merge is either fully applied or not at all), ``bulk_partitions``
+(partitions written by the bulk path, which bypasses ``seen``), ``meta``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ..errors import StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dataset TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (k INTEGER PRIMARY KEY, at_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at_us);
+CREATE TABLE IF NOT EXISTS flushes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bulk_partitions (partition TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS compactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    sources TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolItem:
+    """One row to spool: ``key`` is the idempotency key, ``at_us`` its time (for pruning ``seen``)."""
+
+    dataset: str
+    key: str
+    at_us: int
+    payload: dict
+
+
+@dataclass(frozen=True, slots=True)
+class FlushBatch:
+    seq: int
+    lo: int
+    hi: int
+    rows: dict[str, list[dict]]  # dataset -> payloads, in spool order
+
+
+def key_int(key: str) -> int:
+    """A 64-bit signed integer for a key string: ``seen`` stays compact (rowid table)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class Spool:
+    """The append log. Thread-safe (one connection behind a lock); one process per data dir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                       timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE name='spool_id'").fetchone()
+            if row is None:
+                self.spool_id = uuid.uuid4().hex[:8]
+                self._db.execute("INSERT INTO meta VALUES ('spool_id', ?)", (self.spool_id,))
+            else:
+                self.spool_id = str(row[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the spool {path}: {exc}; check the data directory is "
+                             "writable and not on a network file system") from None
+        self._lock = threading.RLock()
+
+    # --- appending --------------------------------------------------------------------------
+    def append(self, items: Iterable[SpoolItem]) -> int:
+        """Durably append new items (already-seen keys are skipped); returns how many were new.
+
+        When this returns, the rows are on disk (fsync'd WAL): a crash cannot lose them.
+        """
+        items = list(items)
+        if not items:
+            return 0
+        new = 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for it in items:
+                    cur = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)",
+                                           (key_int(it.key), it.at_us))
+                    if cur.rowcount == 1:
+                        self._db.execute("INSERT INTO pending (dataset, payload) VALUES (?, ?)",
+                                         (it.dataset, orjson.dumps(it.payload)))
+                        new += 1
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"cannot append to the spool {self.path}: {exc}") from None
+        return new
+
+    def mark_bulk_partitions(self, partitions: Sequence[str]) -> None:
+        """Partitions the bulk path is about to write: live flushes into them check the disk."""
+        if not partitions:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR IGNORE INTO bulk_partitions VALUES (?)",
+                                     [(p,) for p in partitions])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"cannot update the spool {self.path}: {exc}") from None
+
+    def bulk_partitions(self) -> set[str]:
+        with self._lock:
+            return {str(r[0]) for r in self._db.execute("SELECT partition FROM bulk_partitions")}
+
+    def seen_horizon_us(self, retention_us: int) -> int | None:
+        """Keys older than this (newest seen minus retention) are pruned; None if nothing seen."""
+        with self._lock:
+            row = self._db.execute("SELECT max(at_us) FROM seen").fetchone()
+        return None if row[0] is None else int(row[0]) - retention_us
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    # --- flushing ---------------------------------------------------------------------------
+    def incomplete_flush(self) -> FlushBatch | None:
+        """A flush that started but never finished (crash): it must be redone before anything else."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT seq, lo, hi FROM flushes WHERE state='writing' ORDER BY seq LIMIT 1"
+            ).fetchone()
+        return None if row is None else self._batch(int(row[0]), int(row[1]), int(row[2]))
+
+    def begin_flush(self, limit: int | None = None) -> FlushBatch | None:
+        """Claim the pending rows (up to ``limit``) as flush ``seq``; None when nothing is pending."""
+        with self._lock:
+            q = "SELECT min(id), max(id) FROM pending"
+            if limit:
+                q = f"SELECT min(id), max(id) FROM (SELECT id FROM pending ORDER BY id LIMIT {int(limit)})"
+            lo, hi = self._db.execute(q).fetchone()
+            if lo is None:
+                return None
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute("INSERT INTO flushes (lo, hi, state) VALUES (?, ?, 'writing')",
+                                       (lo, hi))
+                seq = int(cur.lastrowid or 0)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"cannot start a flush in {self.path}: {exc}") from None
+        return self._batch(seq, int(lo), int(hi))
+
+    def _batch(self, seq: int, lo: int, hi: int) -> FlushBatch:
+        rows: dict[str, list[dict]] = {}
+        with self._lock:
+            for dataset, payload in self._db.execute(
+                "SELECT dataset, payload FROM pending WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
+            ):
+                rows.setdefault(dataset, []).append(orjson.loads(payload))
+        return FlushBatch(seq=seq, lo=lo, hi=hi, rows=rows)
+
+    def finish_flush(self, batch: FlushBatch, *, prune_seen_before_us: int | None = None) -> None:
+        """The batch is in Parquet: drop its rows from the spool (one transaction), then truncate the WAL."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM pending WHERE id BETWEEN ? AND ?", (batch.lo, batch.hi))
+                self._db.execute("DELETE FROM flushes WHERE seq = ?", (batch.seq,))
+                if prune_seen_before_us is not None:
+                    self._db.execute("DELETE FROM seen WHERE at_us < ?", (prune_seen_before_us,))
+                self._db.execute("COMMIT")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"cannot finish a flush in {self.path}: {exc}") from None
+
+    # --- compaction journal -----------------------------------------------------------------
+    def journal_compaction(self, target: str, sources: list[str]) -> int:
+        with self._lock:
+            cur = self._db.execute("INSERT INTO compactions (target, sources) VALUES (?, ?)",
+                                   (target, orjson.dumps(sources).decode()))
+            return int(cur.lastrowid or 0)
+
+    def end_compaction(self, cid: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM compactions WHERE id = ?", (cid,))
+
+    def open_compactions(self) -> list[tuple[int, str, list[str]]]:
+        with self._lock:
+            return [(int(i), str(t), list(orjson.loads(s)))
+                    for i, t, s in self._db.execute("SELECT id, target, sources FROM compactions")]
+
+    # --- misc -------------------------------------------------------------------------------
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.close()
