@@ -29,7 +29,8 @@ from .store import Store
 
 log = logging.getLogger("navilink_etl.collect")
 
-STATUS_LINE_EVERY_S = 60.0  # plain status line when stderr is not a terminal
+STATUS_LINE_EVERY_S = 60.0
+EMBEDDED_POLL_INTERVAL_S = 30  # plain status line when stderr is not a terminal
 AUTH_BACKOFF_MAX_S = 300.0
 
 
@@ -52,9 +53,13 @@ async def run_collector(config: NaviLinkConfig, *, interval: float | None = None
                      "clock x%g. No real heater is read.", devices, speed)
             from ..sim.cloud import FakeCloud
 
-            async with FakeCloud(n_devices=devices, speed=speed, seed=seed) as fc:
+            async with FakeCloud(n_devices=devices, speed=speed, seed=seed, timezone=config.timezone) as fc:
                 over = dict(fc.client_overrides())
                 over["password"] = SecretStr(str(over["password"]))
+                if "polling_interval" in config.model_fields_set:  # the user's choice wins
+                    over.pop("polling_interval", None)
+                else:  # the simulator's default: a 30 s poll, what the analytics tolerances assume
+                    over["polling_interval"] = EMBEDDED_POLL_INTERVAL_S
                 cfg = config.model_copy(update=over)
                 return await run_collection(cfg, interval=interval, duration_min=duration_min,
                                             clock=fc.clock, mode="embedded", status_line=status_line,

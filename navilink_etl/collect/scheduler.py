@@ -331,6 +331,10 @@ class Collector:
             # the outer bound also covers the client's own (re)connect and subscribe steps
             async with asyncio.timeout(self.request_timeout + POLL_GRACE_S):
                 await st.device.get_status(timeout=self.request_timeout)
+        except asyncio.CancelledError:
+            if self._stopping:  # shutdown cancelled an in-flight request: not a failure
+                return
+            raise
         except TimeoutError:
             self._poll_failed(mac, st, RequestTimeoutError(
                 f"poll of {mac} did not finish within {self.request_timeout + POLL_GRACE_S:g} s "
