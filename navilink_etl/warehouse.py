@@ -1,0 +1,306 @@
+"""The DuckDB warehouse: raw sources over relative Parquet globs, a settings table and the views
+of ``sql/`` (created in the order of ``VIEWS``) in ``<data_dir>/warehouse.duckdb``; the data folder
+is DuckDB's ``file_search_path``, so it can be moved or copied."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .config import NaviLinkConfig
+from .errors import StoreError
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+# Views in creation order (each may only read sources, tables and views listed before it).
+VIEWS: tuple[str, ...] = (
+    "stg_status",
+    "stg_energy_daily",
+    "stg_events",
+    "int_intervals",
+    "int_gaps",
+    "int_cycle_pieces",
+    "int_device_capacity",
+    "standby_loss",
+    "int_device_loss",
+    "int_cycles",
+    "int_device_models",
+    "mode_cycles",
+    "heating_cycles",
+    "draws",
+    "recovery_rates",
+    "energy_daily",
+    "int_energy_slots",
+    "efficiency_daily",
+    "efficiency_monthly",
+)
+
+MARTS: tuple[str, ...] = tuple(v for v in VIEWS if not v.startswith(("stg_", "int_")))
+
+# Views worth computing once per connection when many marts are read (connect(materialize=True)).
+MATERIALIZE: tuple[str, ...] = (
+    "int_intervals", "standby_loss", "int_device_loss", "int_cycle_pieces", "int_cycles",
+    "int_device_models",
+)
+
+# Raw sources: name -> (glob relative to the data folder, dataset whose schema types it).
+SOURCES: dict[str, tuple[str, str]] = {
+    "src_status": ("status/**/*.parquet", "status"),
+    "src_energy": ("energy/**/*.parquet", "energy"),
+    "src_events": ("events/**/*.parquet", "events"),
+    "src_truth_devices": ("truth/devices/**/*.parquet", "truth_devices"),
+    "src_truth_steps": ("truth/steps/**/*.parquet", "truth_steps"),
+    "src_truth_cycles": ("truth/cycles/**/*.parquet", "truth_cycles"),
+    "src_truth_draws": ("truth/draws/**/*.parquet", "truth_draws"),
+}
+
+# Analysis constants that are not user settings (kept in the settings table, not in SQL files).
+DEFAULTS: dict[str, float] = {
+    "gap_cap_max_s": 900.0,  # a held value never lasts longer than 15 min
+    "standby_min_s": 4 * 3600.0,  # shortest standby-decay window fitted
+    "standby_floor_w": 1.0,  # the controls' draw, standby even while a heat source runs
+    "idle_max_w": 100.0,  # below: standby / fan pre-run; above: a heat source draws power
+    "element_min_w": 2000.0,  # at or above: an element is on
+    "rated_compressor_w": 450.0,  # used only where neither power reading fits the relay flags
+    "rated_element_w": 5000.0,
+    "default_ua_w_per_k": 2.4,  # used until a device has a fitted standby window
+    "default_capacity_wh_per_k": 281.0,  # 65-gal tank (241.7 L x 1.163 Wh/(L*K))
+    "default_reference_c": 35.0,  # energy-field reference of the 2025-09 firmware (PROTOCOL 4.4)
+    "draw_context_s": 900.0,  # a cycle starting this soon after a draw was triggered by it
+}
+
+
+# Scalar macros the views share (DDL stays in Python; the views stay plain SELECTs).
+MACROS: dict[str, str] = {
+    # ANALYTICS.md 3: heat-pump COP of the 65-gal class vs tank temperature T (degF), at 50 / 67.5 /
+    # 95 degF ambient, interpolated in ambient and clamped to that span. Arguments in degC.
+    "cop_map_f": """(t, a) AS CASE WHEN a <= 67.5
+        THEN (1 - (a - 50) / 17.5) * (6.931 - 0.03395 * t) + (a - 50) / 17.5 * (8.833 - 0.04431 * t)
+        ELSE (1 - (a - 67.5) / 27.5) * (8.833 - 0.04431 * t)
+             + (a - 67.5) / 27.5 * (11.822 - 0.06059 * t) END""",
+    "cop_map": """(tank_c, ambient_c) AS
+        cop_map_f(tank_c * 1.8 + 32, least(greatest(ambient_c * 1.8 + 32, 50.0), 95.0))""",
+}
+
+
+def _polars_to_duckdb(dtype: Any) -> str:
+    if dtype == pl.String:
+        return "VARCHAR"
+    if dtype == pl.Date:
+        return "DATE"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    if dtype == pl.Boolean:
+        return "BOOLEAN"
+    if dtype in (pl.Float64, pl.Float32):
+        return "DOUBLE"
+    if dtype in (pl.Int32, pl.Int16, pl.Int8):
+        return "INTEGER"
+    if dtype == pl.Int64:
+        return "BIGINT"
+    raise TypeError(f"no DuckDB type for {dtype}")
+
+
+def source_schema(dataset: str) -> dict[str, Any]:
+    """Polars schema of a raw dataset (the store's and the simulator's own declarations)."""
+    from .sim import truth
+
+    if dataset.startswith("truth_"):
+        return {
+            "truth_devices": truth.device_schema, "truth_steps": truth.step_schema,
+            "truth_cycles": truth.cycle_schema, "truth_draws": truth.draw_schema,
+        }[dataset]()  # fmt: skip
+    from .collect.store import schema_of
+
+    return schema_of(dataset)
+
+
+def _source_sql(data_dir: Path, glob: str, dataset: str, *, empty: bool = False) -> str:
+    """A typed relation over ``glob`` (relative path); typed and empty while no file exists."""
+    cols = ", ".join(
+        f'CAST(NULL AS {_polars_to_duckdb(t)}) AS "{c}"' for c, t in source_schema(dataset).items()
+    )
+    nothing = f"SELECT {cols} LIMIT 0"
+    if empty or not any(data_dir.glob(glob)):
+        return nothing
+    # Partition keys are stored inside the files too, so the path is not parsed (an all-digit MAC
+    # would otherwise be auto-cast to an integer). BY NAME keeps every declared column present.
+    return (
+        f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false, union_by_name = true) "
+        f"UNION ALL BY NAME ({nothing})"
+    )
+
+
+def _data_dir(config_or_data_dir: NaviLinkConfig | Path | str) -> Path:
+    if isinstance(config_or_data_dir, NaviLinkConfig):
+        return Path(config_or_data_dir.data_dir).resolve()
+    return Path(config_or_data_dir).resolve()
+
+
+def settings_row(config: NaviLinkConfig) -> dict[str, Any]:
+    """The one-row ``settings`` table: config knobs in SI units plus analysis constants."""
+    poll = float(config.polling_interval)
+    row: dict[str, Any] = {
+        "timezone": config.timezone,
+        "tariff": config.tariff,
+        "price_per_kwh": float(config.price_per_kwh),
+        "inlet_c": (config.inlet_temperature_f - 32.0) * 5.0 / 9.0,
+        "poll_interval_s": poll,
+        "gap_cap_s": min(3.0 * poll, DEFAULTS["gap_cap_max_s"]),
+    }
+    row.update({k: v for k, v in DEFAULTS.items() if k != "gap_cap_max_s"})
+    return row
+
+
+def sql_dir() -> Path:
+    return Path(str(resources.files("navilink_etl") / "sql"))
+
+
+def view_sql(name: str) -> str:
+    return (sql_dir() / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _sql_fingerprint() -> str:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr(sorted(MACROS.items())).encode())
+    for name in VIEWS:
+        h.update(name.encode())
+        h.update(view_sql(name).encode())
+    return h.hexdigest()
+
+
+def _open(path: Path, data_dir: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    home = data_dir / ".duckdb"
+    try:
+        if not read_only:
+            home.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"cannot open the warehouse {path}: {exc}; close other programs writing it, "
+            "or open it read-only", path=str(path)) from None
+    if home.is_dir():
+        con.execute("SET home_directory = ?", [str(home)])
+    con.execute("SET file_search_path = ?", [str(data_dir)])
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_object_cache = true")  # Parquet footers read once per connection
+    return con
+
+
+def _refresh_sources(con: duckdb.DuckDBPyConnection, data_dir: Path, *, temp: bool,
+                     empty: bool = False) -> None:
+    kind = "TEMP VIEW" if temp else "VIEW"
+    for name, (glob, dataset) in SOURCES.items():
+        sql = _source_sql(data_dir, glob, dataset, empty=empty)
+        con.execute(f"CREATE OR REPLACE {kind} {name} AS {sql}")
+
+
+def _write_settings(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, *, temp: bool) -> None:
+    from . import tariff
+
+    row = settings_row(config)
+    kind = "TEMP TABLE" if temp else "TABLE"
+    cols = ", ".join(f'? AS "{k}"' for k in row)
+    con.execute(f"CREATE OR REPLACE {kind} settings AS SELECT {cols}", list(row.values()))
+    tariff.write_price_tables(con, config, temp=temp)
+
+
+def build(config: NaviLinkConfig) -> Path:
+    """(Re)build ``<data_dir>/warehouse.duckdb``: settings, tariff tables, sources and all views."""
+    data_dir = _data_dir(config)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / WAREHOUSE_FILE
+    con = _open(path, data_dir, read_only=False)
+    try:
+        con.execute("BEGIN")
+        for name in reversed(VIEWS):
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+        _write_settings(con, config, temp=False)
+        for name, body in MACROS.items():
+            con.execute(f"CREATE OR REPLACE MACRO {name}{body}")
+        # Views are bound against empty typed sources (binding over the real globs would read
+        # every file's footer once per nesting level), then the sources are pointed at the data.
+        _refresh_sources(con, data_dir, temp=False, empty=True)
+        for name in VIEWS:
+            try:
+                con.execute(f"CREATE VIEW {name} AS {view_sql(name)}")
+            except duckdb.Error as exc:
+                raise StoreError(f"view {name} failed to build: {exc}", view=name) from None
+        _refresh_sources(con, data_dir, temp=False)
+        con.execute(
+            "CREATE OR REPLACE TABLE warehouse_meta AS SELECT ? AS sql_fingerprint, "
+            "?::TIMESTAMPTZ AS built_at, ? AS views",
+            [_sql_fingerprint(), datetime.now(UTC), list(VIEWS)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    return path
+
+
+def _is_current(path: Path, data_dir: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        con = _open(path, data_dir, read_only=True)
+    except StoreError:
+        return True  # locked by a writer: use it as it is
+    try:
+        rows = con.execute("SELECT sql_fingerprint FROM warehouse_meta").fetchall()
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return bool(rows) and rows[0][0] == _sql_fingerprint()
+
+
+def connect(config_or_data_dir: NaviLinkConfig | Path | str, read_only: bool = False, *,
+            materialize: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (building it first if missing or built from other SQL).
+
+    Raw sources are re-declared as temporary views on every connection, so datasets that appeared
+    since the build are seen. With a config, its settings override the stored ones for this
+    connection only. ``materialize`` computes the heavy intermediate views (``MATERIALIZE``) once
+    into temporary tables that shadow them: a snapshot for this connection, much faster when
+    several marts are read.
+    """
+    data_dir = _data_dir(config_or_data_dir)
+    path = data_dir / WAREHOUSE_FILE
+    config = config_or_data_dir if isinstance(config_or_data_dir, NaviLinkConfig) else None
+    if not _is_current(path, data_dir):
+        build(config or NaviLinkConfig(data_dir=data_dir))
+    con = _open(path, data_dir, read_only=read_only)
+    _refresh_sources(con, data_dir, temp=True)
+    if config is not None:
+        _write_settings(con, config, temp=True)
+    if materialize:
+        materialize_intermediates(con)
+    return con
+
+
+def materialize_intermediates(con: duckdb.DuckDBPyConnection) -> None:
+    """Compute the ``MATERIALIZE`` views once into temporary tables that shadow them."""
+    for name in MATERIALIZE:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM main.{name}")
+
+
+def query(config: NaviLinkConfig, sql: str, params: list[Any] | Mapping[str, Any] | None = None,
+          *, materialize: bool = False) -> pl.DataFrame:
+    """Run one query against the warehouse (read-only) and return a polars DataFrame.
+
+    Pass ``materialize=True`` when the query reads several marts (see ``connect``).
+    """
+    con = connect(config, read_only=True, materialize=materialize)
+    try:
+        return con.sql(sql, params=params).pl()
+    finally:
+        con.close()

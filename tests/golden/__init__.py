@@ -1,0 +1,1 @@
+"""Hand-built given/expected cases for the warehouse views (tiny Parquet inputs)."""
