@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -65,6 +66,10 @@ async def test_embedded_collector_stores_every_answered_poll(tmp_path: Path) -> 
     # energy history backfilled (12 months, one request per year)
     energy = scan_dataset(data, "energy").collect()
     assert energy.group_by("device").len().get_column("len").min() >= 300
+    # the device's own TOU plan is kept for the warehouse's tariff (the captured PG&E plan)
+    for mac in stats.devices:
+        plan = json.loads((data / "tou" / f"{mac}.json").read_text())
+        assert plan["touInfo"]["schedule"][0]["interval"][0]["week"] == 124
     kinds = set(scan_dataset(data, "events").collect().get_column("kind"))
     assert {"collector_started", "device_added", "collector_stopped"} <= kinds
     log = (data / "logs" / "collector.log").read_text()

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from time import monotonic
@@ -499,6 +499,21 @@ class Collector:
             self.stats.energy_days += len(rows)
         log.info("energy history [%s]: %d day(s) for %s", mac, len(rows),
                  ", ".join(f"{y}/{m[0]}-{m[-1]}" for y, m in spans))
+        await self._fetch_tou(mac, st)
+
+    async def _fetch_tou(self, mac: str, st: DeviceState) -> None:
+        """The device's own TOU price plan, saved for the warehouse's tariff (daily, best effort)."""
+        try:
+            plan = await st.device.get_tou()
+        except InvalidCredentialsError as exc:
+            self._fatal(rejected_message(exc))
+            return
+        except NaviLinkError as exc:  # many accounts have no plan, or get 403: not a failure
+            log.debug("TOU plan of %s not read: %s", mac, exc)
+            return
+        if isinstance(plan, Mapping) and plan:
+            path = await asyncio.to_thread(self.store.save_tou_plan, mac, plan)
+            log.debug("TOU plan of %s saved to %s", mac, path)
 
     # --- storage ----------------------------------------------------------------------------
     async def _spool_loop(self) -> None:

@@ -134,6 +134,23 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> int:
     return path.stat().st_size
 
 
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write a small file so that ``path`` is either absent/old or complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
 def _frame(rows: list[dict], dataset: str) -> pl.DataFrame:
     """Spool payloads (times as epoch microseconds) -> a frame with the dataset's file schema."""
     schema = schema_of(dataset)
@@ -442,6 +459,13 @@ class Store:
             self.stats.duplicates_skipped += before - df.height
         self._account(res)
         return written
+
+    def save_tou_plan(self, device: str, plan: Mapping[str, Any]) -> Path:
+        """Keep the device's TOU plan (the GET /device/tou ``data``) as ``tou/<mac>.json``; the
+        warehouse prices energy with it when NAVILINK_TARIFF=tou."""
+        path = self.data_dir / "tou" / f"{device}.json"
+        atomic_write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2), path)
+        return path
 
     def write_energy_frame(self, df: pl.DataFrame) -> int:
         """Upsert many energy rows (latest ``fetched_at`` per device and day wins); returns rows given."""
