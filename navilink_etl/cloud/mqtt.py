@@ -239,7 +239,7 @@ class MqttSession:
             await self._disconnect(old)
         conn = self._build(tokens, gen)
         try:
-            result = await asyncio.wait_for(asyncio.wrap_future(conn.connect()), ACK_TIMEOUT_S)
+            result = await asyncio.wait_for(_crt(conn.connect()), ACK_TIMEOUT_S)
         except BaseException as exc:
             await self._disconnect(conn)
             if isinstance(exc, asyncio.CancelledError):
@@ -264,7 +264,7 @@ class MqttSession:
 
     async def _disconnect(self, conn: crt_mqtt.Connection) -> None:
         try:
-            await asyncio.wait_for(asyncio.wrap_future(conn.disconnect()), 5.0)
+            await asyncio.wait_for(_crt(conn.disconnect()), 5.0)
         except Exception as exc:
             log.debug("disconnect of an old connection: %s", exc)
 
@@ -275,7 +275,7 @@ class MqttSession:
         for topic in sorted(self._topics - self._subscribed):
             try:
                 fut, _ = conn.subscribe(topic, crt_mqtt.QoS.AT_LEAST_ONCE)
-                res = await asyncio.wait_for(asyncio.wrap_future(fut), ACK_TIMEOUT_S)
+                res = await asyncio.wait_for(_crt(fut), ACK_TIMEOUT_S)
                 if res.get("qos") is None:
                     raise NaviLinkConnectionError(f"broker refused the subscription to {topic}")
                 if gen == self._gen:  # not a connection replaced meanwhile
@@ -470,8 +470,14 @@ class MqttSession:
 
 async def _await_publish(pub: Future[Any]) -> None:
     try:
-        await asyncio.wrap_future(pub)
+        await _crt(pub)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         raise NaviLinkConnectionError(f"publish failed: {exc}") from None
+
+
+def _crt(fut: Any) -> Any:
+    """Await an awscrt concurrent future without cancelling it when we give up waiting: awscrt
+    completes it later from its own thread, and a cancelled future makes that raise."""
+    return asyncio.shield(asyncio.wrap_future(fut))

@@ -105,6 +105,7 @@ class TokenStore:
         self._access: dict[str, _Grant] = {}
         self._refresh: dict[str, _Grant] = {}
         self._aws: dict[str, _AwsGrant] = {}
+        self._issued: set[str] = set()  # every secret ever handed out, expired or not
 
     def _jwt_trio(self, email: str, refresh_token: str | None = None) -> dict[str, Any]:
         now = int(time.time())
@@ -118,8 +119,18 @@ class TokenStore:
             refresh_token = secrets.token_urlsafe(96)
             self._refresh[refresh_token] = _Grant(email, time.monotonic() + self.refresh_s)
         self._access[access] = _Grant(email, time.monotonic() + self.authentication_s)
+        self._issued.update((access, id_token, refresh_token))
         return {"idToken": id_token, "accessToken": access, "refreshToken": refresh_token,
                 "authenticationExpiresIn": int(self.authentication_s)}  # fmt: skip
+
+    def _session_token(self) -> str:
+        tok = base64.b64encode(secrets.token_bytes(300)).decode()
+        self._issued.add(tok)
+        return tok
+
+    def issued_secrets(self) -> set[str]:
+        """Every token and AWS secret handed out so far (for tests that no secret leaks)."""
+        return set(self._issued)
 
     def sign_in(self, email: str) -> dict[str, Any]:
         """The captured ``token`` object: JWT trio then the STS trio."""
@@ -127,9 +138,10 @@ class TokenStore:
         akid = "ASIA" + _random(string.ascii_uppercase + string.digits, 16)
         secret = _random(string.ascii_letters + string.digits + "/+", 40)
         self._aws[akid] = _AwsGrant(email, secret, time.monotonic() + self.authorization_s)
+        self._issued.update((akid, secret))
         token.update({
             "accessKeyId": akid, "secretKey": secret,
-            "sessionToken": base64.b64encode(secrets.token_bytes(300)).decode(),
+            "sessionToken": self._session_token(),
             "authorizationExpiresIn": int(self.authorization_s),
         })  # fmt: skip
         return token
