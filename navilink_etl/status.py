@@ -216,9 +216,9 @@ def parse_status_object(status: Any, raw_for_errors: Any = None) -> RawStatus:
     # Fast path (the common case): only known keys, all plain ints in range, required ones present.
     # Checked with C-level set/min/max operations; anything unusual takes the explaining path.
     keys = status.keys()
-    if keys <= _KNOWN and _REQUIRED <= keys:
+    if keys <= _KNOWN and keys >= _REQUIRED:
         vals = status.values()
-        if set(map(type, vals)) == {int} and _INT64_MIN <= min(vals) and max(vals) <= _INT64_MAX:
+        if set(map(type, vals)) == {int} and min(vals) >= _INT64_MIN and max(vals) <= _INT64_MAX:
             values = _EMPTY_VALUES.copy()
             values.update(status)
             return RawStatus(values=values, extras={}, source=status)
