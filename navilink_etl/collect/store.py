@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -114,12 +114,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_parquet(df: pl.DataFrame, path: Path) -> int:
-    """Write ``df`` to ``path`` so that ``path`` is either absent/old or complete; returns bytes."""
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> int:
+    """Run ``write(tmp)``, fsync, then rename over ``path``: readers see the old file or the whole
+    new one, never a torn one. Returns the new file's size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        df.write_parquet(tmp, compression=_COMPRESSION, statistics=True)
+        write(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -134,21 +135,14 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> int:
     return path.stat().st_size
 
 
-def atomic_write_bytes(data: bytes, path: Path) -> None:
+def atomic_write_parquet(df: pl.DataFrame, path: Path) -> int:
+    """Write ``df`` to ``path`` so that ``path`` is either absent/old or complete; returns bytes."""
+    return _atomic_write(path, lambda tmp: df.write_parquet(tmp, compression=_COMPRESSION, statistics=True))
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> int:
     """Write a small file so that ``path`` is either absent/old or complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+    return _atomic_write(path, lambda tmp: tmp.write_bytes(data) and None)
 
 
 def _frame(rows: list[dict], dataset: str) -> pl.DataFrame:
