@@ -177,18 +177,15 @@ def test_writer_process_writes_the_same(tmp_path: Path) -> None:
     assert sa.drop("date").equals(sb.drop("date"))
 
 
-@pytest.mark.slow
-def test_one_device_year_well_under_a_minute(tmp_path: Path) -> None:
-    """CPU seconds of both processes (the plant and the Parquet writer run in parallel, so the
-    wall time on an idle 2-core machine is about the larger of the two)."""
-    import resource
-
-    def cpu() -> tuple[float, float]:
-        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
-
-    (a0, b0) = cpu()
-    res = simulate(tmp_path, days=365, seed=1, loss=0.05, outage_per_week=True, start=START)
-    (a1, b1) = cpu()
-    assert res.polls > 0.9 * 365 * 2880 and res.energy_rows == 365
-    assert max(a1 - a0, b1 - b0) < 30.0
+def test_two_months_with_loss_and_weekly_outages_cover_every_day(tmp_path: Path) -> None:
+    """The long-run path (writer process, sampled parser checks) keeps every day and every gap
+    honest; its speed is measured in bench/bench_simulate.py, not here."""
+    days = 61
+    res = simulate(tmp_path, days=days, seed=1, loss=0.05, outage_per_week=True, start=START)
+    assert res.energy_rows == days
+    # 2880 polls a day at 30 s, 5 % lost at random, plus a multi-hour outage each week
+    assert 0.80 * days * 2880 < res.polls < 0.96 * days * 2880
+    assert res.lost > 0.04 * days * 2880
+    st = pl.scan_parquet(tmp_path / "status" / "**" / "*.parquet").select(
+        pl.col("received_at").dt.date().alias("d")).unique().collect()
+    assert st.height >= days  # no day missing, even with the outages
