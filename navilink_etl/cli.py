@@ -211,7 +211,8 @@ def export(
 
 @app.command()
 def views() -> None:
-    """(Re)build data/warehouse.duckdb: the SQL views over the Parquet store."""
+    """(Re)build data/warehouse.duckdb: the SQL views over the Parquet store and the stored
+    results of the marts (used until new data arrives or the settings change; run it again then)."""
     try:
         config = _config()
         from .warehouse import build

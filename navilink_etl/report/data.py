@@ -55,14 +55,21 @@ def materialize(con: Any, device: str) -> None:
     The views are re-evaluated on every query and read each other, so a report's dozen queries
     would recompute the shared ones many times (seconds per query on a year of data). Temporary
     tables shadow the views for this connection only; each is ``select *`` of its view, in the
-    warehouse's declared order, so every number is still exactly the view's. Afterwards the
-    connection answers for ``device`` alone.
+    warehouse's declared order, so every number is still exactly the view's. When ``views`` has
+    stored the marts for the current data, only the per-sample staging is computed. Readers must
+    still filter by device.
     """
     from .. import warehouse
 
+    catalog = con.sql("select current_database()").fetchall()[0][0].replace('"', '""')
+    if warehouse.uses_stored_results(con):
+        # `navilink-etl views` already stored every mart for the current data: only the
+        # per-sample timeline needs computing, for this device alone.
+        con.execute(f'create or replace temp table stg_status as select * from "{catalog}".main.stg_status '
+                    "where device = ?", [device])
+        return
     # Qualify with the database's own catalog: a bare ``main.`` would find the temporary tables of
     # an earlier call (the temp catalog has a ``main`` schema too).
-    catalog = con.sql("select current_database()").fetchall()[0][0].replace('"', '""')
     for view in warehouse.VIEWS:
         where, params = ("", None)
         if view in _DEVICE_FILTERED:

@@ -6,7 +6,8 @@
 -- the inlet from settings.inlet_c and the outlet estimated as the hottest upper-thermistor reading
 -- of the last 3 h, less 0.5 K per hour since (the top of a stratified tank stays hot while the
 -- thermocline passes the thermistor).
--- Inputs: int_intervals, int_device_models, settings. Units: s, Wh, gal, degC.
+-- Inputs: int_intervals (its draw_seq numbers the draws), int_device_models, settings.
+-- Units: s, Wh, gal, degC.
 with
 
 pieces as (
@@ -23,7 +24,8 @@ settings as (
 
 valued as (
     select
-        p.*,
+        p.device, p.interval_start, p.interval_end, p.drawing, p.draw_seq, p.stored_wh,
+        p.end_stored_wh, p.energy_to_setpoint_wh, p.tank_upper_c, p.heating_on, p.capped,
         p.element_wh + p.compressor_wh * coalesce(m.cop_factor, 1.0)
             * cop_map(p.tank_mean_c, p.ambient_c) as heat_in_wh,
         coalesce(m.ua_w_per_k, 0) * (p.tank_mean_c - p.ambient_c) * p.duration_s / 3600.0
@@ -35,7 +37,6 @@ valued as (
 marked as (
     select
         v.*,
-        coalesce(lag(v.drawing) over w, false) as prev_drawing,
         lag(v.stored_wh) over w as prev_stored_wh,
         lag(v.energy_to_setpoint_wh) over w as prev_energy_to_setpoint_wh,
         lag(v.interval_start) over w as prev_start,
@@ -54,15 +55,6 @@ marked as (
                    range between interval 3 hours preceding and current row)
 ),
 
-runs as (
-    select
-        *,
-        cast(sum(case when drawing and not prev_drawing then 1 else 0 end) over (
-            partition by device order by interval_start
-            rows between unbounded preceding and current row) as bigint) as draw_seq
-    from marked
-),
-
 aggregated as (
     select
         device,
@@ -79,7 +71,7 @@ aggregated as (
         bool_or(heating_on) or coalesce(arg_min(prev_heating_on, interval_start), false)
             as heating_overlap,
         bool_or(capped) or coalesce(arg_min(prev_capped, interval_start), true) as at_gap
-    from runs
+    from marked
     where drawing
     group by device, draw_seq
 ),

@@ -16,10 +16,21 @@
 -- compressor share (its latest compressor-only power) when both run; with none on, all of the
 -- power is standby (controls, fan/EEV pre-run). Unknown flags (wire 0) are inferred from the
 -- power class.
+-- Run keys for the views downstream (one running count each, so they need no window of their own;
+-- a key is constant within a run and differs between runs of a device): active_run (int_cycle_pieces:
+-- runs of a heat source or heating demand, broken by a long gap), quiet_run (standby_loss: runs of
+-- quiet pieces), op_run / dhw_run (mode_cycles: 1, 2, ... per change of operationMode / DHW mode),
+-- draw_seq (draws: 1, 2, ... per start of dhwUse). All are counted per sample: the two pieces of a
+-- sample split at midnight share every flag.
 with
 
 samples as (
-    select * from stg_status
+    select
+        device, received_at, local_day, operation_mode, dhw_mode, setpoint_c, min_setpoint_c,
+        tank_upper_c, tank_lower_c, tank_mean_c, ambient_c, power_w, compressor_on,
+        upper_element_on, lower_element_on, drawing, heating_demand, anti_legionella_active,
+        stored_wh, energy_to_setpoint_wh, full_recovery_wh
+    from stg_status
 ),
 
 settings as (
@@ -34,7 +45,11 @@ paired as (
         lead(s.tank_mean_c) over w as end_tank_mean_c,
         lead(s.stored_wh) over w as end_stored_wh,
         lead(s.setpoint_c) over w as end_setpoint_c,
-        lead(s.energy_to_setpoint_wh) over w as end_energy_to_setpoint_wh
+        lead(s.energy_to_setpoint_wh) over w as end_energy_to_setpoint_wh,
+        lag(s.received_at) over w as prev_at,
+        lag(s.operation_mode) over w as prev_operation_mode,
+        lag(s.dhw_mode) over w as prev_dhw_mode,
+        coalesce(lag(s.drawing) over w, false) as prev_drawing
     from samples as s
     window w as (partition by s.device order by s.received_at)
 ),
@@ -51,6 +66,7 @@ classified as (
         epoch(p.next_at - p.received_at) > st.gap_cap_s as capped,
         -- a gap longer than the cap itself starts a new segment (cycles do not span it)
         epoch(p.next_at - p.received_at) > 2 * st.gap_cap_s as long_gap,
+        coalesce(epoch(p.received_at - p.prev_at) > 2 * st.gap_cap_s, true) as after_gap,
         least(p.next_at, p.received_at + to_microseconds(cast(st.gap_cap_s * 1e6 as bigint)))
             as covered_end
     from paired as p
@@ -102,24 +118,35 @@ running as (
             case when a.compressor_running and not a.element_on
                  then a.power_w - st.standby_floor_w end ignore nulls
         ) over w, 0) as last_compressor_w,
-        cast(coalesce(sum(cast(a.long_gap as integer)) over before, 0) as bigint) as segment_id,
+        -- long gaps before this sample: every sample after one but the first starts a segment
+        sum(cast(a.after_gap and a.prev_at is not null as integer)) over w as segment_id,
         max(case when a.drawing then a.covered_end end) over w as last_draw_end,
-        coalesce(lag(a.long_gap) over w, true) as after_gap,
         -- running totals before this sample (int_cycles looks ahead with them)
-        coalesce(sum(cast(a.heating_on or coalesce(a.drawing, false) or a.capped as integer))
-                 over before, 0) as disturbed_before,
-        coalesce(sum((a.tank_mean_c - a.ambient_c) * epoch(a.covered_end - a.received_at) / 3600.0)
-                 over before, 0) as excess_kh_before
-    from aligned as a
+        sum(a.disturbed) over w - a.disturbed as disturbed_before,
+        sum(a.excess_kh) over w - a.excess_kh as excess_kh_before,
+        sum(cast(not (a.heating_on or coalesce(a.heating_demand, false)) or a.after_gap
+                 as integer)) over w as active_run,
+        sum(cast(not a.quiet as integer)) over w as quiet_run,
+        sum(cast(a.operation_mode is distinct from a.prev_operation_mode as integer)) over w
+            as op_run,
+        sum(cast(a.dhw_mode is distinct from a.prev_dhw_mode as integer)) over w as dhw_run,
+        sum(cast(coalesce(a.drawing, false) and not a.prev_drawing as integer)) over w as draw_seq
+    from (
+        select
+            al.*,
+            not al.heating_on and not coalesce(al.drawing, false) and not al.capped
+                and coalesce(al.stored_wh - al.end_stored_wh, 0) <= 12.0 as quiet,
+            cast(al.heating_on or coalesce(al.drawing, false) or al.capped as integer) as disturbed,
+            coalesce((al.tank_mean_c - al.ambient_c) * epoch(al.covered_end - al.received_at)
+                     / 3600.0, 0) as excess_kh
+        from aligned as al
+    ) as a
     cross join settings as st
-    window
-        w as (partition by a.device order by a.received_at
-              rows between unbounded preceding and current row),
-        before as (partition by a.device order by a.received_at
-                   rows between unbounded preceding and 1 preceding)
+    window w as (partition by a.device order by a.received_at
+                 rows between unbounded preceding and current row)
 ),
 
-attributed as materialized (
+attributed as (
     select
         r.*,
         case when r.compressor_running and r.element_on
@@ -133,14 +160,20 @@ attributed as materialized (
     cross join settings as st
 ),
 
+-- part 0: from the sample to local midnight at most; part 1: the rest, on the next local day
+split as (
+    select
+        *,
+        unnest(case when covered_end > day_end_utc then [0, 1] else [0] end) as part
+    from attributed
+),
+
 pieces as (
-    select *, received_at as interval_start, least(covered_end, day_end_utc) as interval_end
-    from attributed
-    union all
-    select * replace (local_day + 1 as local_day),
-        day_end_utc as interval_start, covered_end as interval_end
-    from attributed
-    where covered_end > day_end_utc
+    select
+        * replace (local_day + part as local_day),
+        case part when 0 then received_at else day_end_utc end as interval_start,
+        case part when 0 then least(covered_end, day_end_utc) else covered_end end as interval_end
+    from split
 ),
 
 final as (
@@ -155,7 +188,7 @@ final as (
         capped,
         long_gap,
         after_gap,
-        segment_id,
+        cast(segment_id as bigint) as segment_id,
         operation_mode,
         dhw_mode,
         setpoint_c,
@@ -186,7 +219,13 @@ final as (
         case when heating_on then heating_floor_w else power_w end as standby_w,
         last_draw_end,
         disturbed_before,
-        excess_kh_before
+        excess_kh_before,
+        quiet,
+        cast(active_run as bigint) as active_run,
+        cast(quiet_run as bigint) as quiet_run,
+        cast(op_run as bigint) as op_run,
+        cast(dhw_run as bigint) as dhw_run,
+        cast(draw_seq as bigint) as draw_seq
     from pieces
 )
 

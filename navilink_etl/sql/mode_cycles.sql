@@ -9,36 +9,17 @@ pieces as (
     select * from int_intervals
 ),
 
--- both run numberings in one pass over the pieces
-changes as (
-    select
-        device, operation_mode, dhw_mode, interval_start, interval_end, duration_s, total_wh,
-        compressor_wh, element_wh, tank_mean_c, end_tank_mean_c, stored_wh, end_stored_wh,
-        case when operation_mode is distinct from lag(operation_mode) over w then 1 else 0 end
-            as op_start,
-        case when dhw_mode is distinct from lag(dhw_mode) over w then 1 else 0 end as dhw_start
-    from pieces
-    window w as (partition by device order by interval_start)
-),
-
-runs as (
-    select
-        *,
-        sum(op_start) over w as op_seq,
-        sum(dhw_start) over w as dhw_seq
-    from changes
-    window w as (partition by device order by interval_start
-                 rows between unbounded preceding and current row)
-),
-
+-- both run numberings come with the pieces (int_intervals.op_run, dhw_run)
 keyed as (
-    select 'operation_mode' as mode_kind, operation_mode as mode, op_seq as run_seq, *
-        exclude (operation_mode, dhw_mode, op_seq, dhw_seq, op_start, dhw_start)
-    from runs
+    select 'operation_mode' as mode_kind, operation_mode as mode, op_run as run_seq,
+        device, interval_start, interval_end, duration_s, total_wh, compressor_wh, element_wh,
+        tank_mean_c, end_tank_mean_c, stored_wh, end_stored_wh
+    from pieces
     union all
-    select 'dhw_mode' as mode_kind, dhw_mode as mode, dhw_seq as run_seq, *
-        exclude (operation_mode, dhw_mode, op_seq, dhw_seq, op_start, dhw_start)
-    from runs
+    select 'dhw_mode' as mode_kind, dhw_mode as mode, dhw_run as run_seq,
+        device, interval_start, interval_end, duration_s, total_wh, compressor_wh, element_wh,
+        tank_mean_c, end_tank_mean_c, stored_wh, end_stored_wh
+    from pieces
 )
 
 select

@@ -22,21 +22,9 @@ settings as (
     select standby_min_s from settings
 ),
 
-marked as (
-    select
-        p.*,
-        not p.heating_on and not p.drawing and not p.capped
-            and coalesce(p.stored_wh - p.end_stored_wh, 0) <= 12.0 as quiet
-    from pieces as p
-),
-
-runs as materialized (
-    select
-        m.*,
-        sum(case when m.quiet then 0 else 1 end) over (
-            partition by m.device order by m.interval_start
-            rows between unbounded preceding and current row) as run_id
-    from marked as m
+-- quiet pieces, keyed by their run (int_intervals.quiet, quiet_run)
+runs as (
+    select *, quiet_run as run_id from pieces where quiet
 ),
 
 windows as (
@@ -57,7 +45,6 @@ windows as (
         sum((tank_mean_c - ambient_c) * duration_s / 3600.0)
             filter (where energy_to_setpoint_wh > 0) as excess_kh
     from runs
-    where quiet
     group by device, run_id
 ),
 
@@ -77,7 +64,7 @@ fits as (
             epoch(r.interval_start - w.window_start) / 3600.0) as k_per_h
     from runs as r
     join long_windows as w on r.device = w.device and r.run_id = w.run_id
-    where r.quiet and r.tank_mean_c > w.room_c
+    where r.tank_mean_c > w.room_c
     group by r.device, r.run_id
 ),
 
