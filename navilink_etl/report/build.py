@@ -7,6 +7,7 @@ drawing and writing for data already loaded (tests and notebooks use it directly
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,8 @@ from .units import Units
 FORMATS = ("html", "pdf", "png")
 PNG_DPI = 110
 Progress = Callable[[str], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,16 @@ def build_report(config: Any, *, device: str | None = None, start: date | None =
     say("opening the warehouse (building the views if needed)")
     paths: list[Path] = []
     con = warehouse.connect(config, read_only=True)
+    if not warehouse.uses_stored_results(con):
+        # New data since the last `views`: store the marts once now (seconds per device-year)
+        # rather than recomputing them for every device of the report.
+        con.close()
+        say("storing the warehouse's results for the current data (as `navilink-etl views` does)")
+        try:
+            warehouse.build(config)
+        except Exception as exc:  # e.g. the file is open read-write in a notebook: compute instead
+            log.warning("could not rebuild %s (%s); computing the views directly", source, exc)
+        con = warehouse.connect(config, read_only=True)
     try:
         devices = list_devices(con)
         if not devices:
