@@ -142,7 +142,10 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> int:
 
 def atomic_write_bytes(data: bytes, path: Path) -> int:
     """Write a small file so that ``path`` is either absent/old or complete."""
-    return _atomic_write(path, lambda tmp: tmp.write_bytes(data) and None)
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return _atomic_write(path, write)
 
 
 def _frame(rows: list[dict], dataset: str) -> pl.DataFrame:
