@@ -114,6 +114,13 @@ async def test_collector_rides_out_device_faults_and_records_them(tmp_path: Path
         mac0, mac1 = fc.devices[0].mac, fc.devices[1].mac
         run = FaultRun(fc, data, interval=300.0)
         await asyncio.wait_for(run.ready.wait(), 20)
+        # let the start-up REST calls (each device's TOU plan) finish first, so that the failures
+        # below land on the device-list refreshes
+        plans = [data / "tou" / f"{m}.json" for m in (mac0, mac1)]
+        for _ in range(200):
+            if all(p.exists() for p in plans):
+                break
+            await asyncio.sleep(0.05)
         fc.rest_fail_next(3, 503)  # the next device-list refreshes fail
         await run.wait_intervals(3)
         fc.set_offline(mac0, True)
