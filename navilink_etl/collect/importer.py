@@ -92,11 +92,8 @@ def _import_jsonl(store: Store, path: Path) -> ImportResult:
             res.lines += 1
             try:
                 kind, out = _jsonl_line(line)
-            except PayloadError as exc:
-                res.rejected.append((n, exc.message))
-                continue
-            except ValueError as exc:
-                res.rejected.append((n, str(exc)))
+            except ValueError as exc:  # PayloadError included: its message, without the raw text
+                res.rejected.append((n, _reason(exc)))
                 continue
             if kind == "status":
                 rows.append(out[0])
@@ -323,11 +320,8 @@ def _import_csv(store: Store, path: Path, tz: ZoneInfo, device: str | None) -> I
                 status = _csv_status(rec)
                 message = {"response": {"macAddress": mac, "status": status}}
                 st = parse_status(message, received_at=at)
-            except PayloadError as exc:
-                res.rejected.append((n, exc.message))
-                continue
-            except ValueError as exc:
-                res.rejected.append((n, str(exc)))
+            except ValueError as exc:  # PayloadError included: its message, without the raw text
+                res.rejected.append((n, _reason(exc)))
                 continue
             rows.append(status_row(st, received_at=at, source=SOURCE_CSV, device=mac))
             if len(rows) >= _BATCH:
@@ -339,3 +333,7 @@ def _import_csv(store: Store, path: Path, tz: ZoneInfo, device: str | None) -> I
 def _only_device(store: Store) -> str | None:
     devs = [p.name.split("=", 1)[1] for p in (store.data_dir / "status").glob("device=*")]
     return devs[0] if len(devs) == 1 else None
+
+
+def _reason(exc: ValueError) -> str:
+    return exc.message if isinstance(exc, PayloadError) else str(exc)
