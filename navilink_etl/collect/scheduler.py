@@ -60,8 +60,10 @@ BACKFILL_MONTHS = 12
 COMPACT_MIN_FILES = 12  # periodic compaction merges partitions with at least this many files
 DUPLICATE_WINDOW_S = 2.0  # identical message (content + sessionID) again within this: a re-delivery
 BACKOFF_CAP_INTERVALS = 0.95  # a failing device skips at most one poll: it resumes within 2 intervals
-SPOOL_EVERY_S = 0.25
-POLL_GRACE_S = 0.5  # a poll is abandoned this long after its request timeout  # buffered rows reach the fsync'd spool at least this often
+SPOOL_EVERY_S = 0.25  # buffered rows reach the fsync'd spool at least this often
+# A poll is abandoned this long after its request timeout. The client's timeout covers publish and
+# reply; this outer bound also covers a first connect made inside the same call.
+POLL_GRACE_S = 0.5
 
 
 class SimTime:
