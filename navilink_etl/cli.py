@@ -114,8 +114,11 @@ def sim_serve(
     speed: Annotated[float, typer.Option(help="Simulated clock speed-up.", min=0.01)] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     latency: Annotated[float, typer.Option(help="Reply latency in seconds (the real cloud: 2-4).", min=0)] = 0.2,
+    hostile: Annotated[bool, typer.Option("--hostile", help="Mix hostile devices and messages (path-traversal MACs, absurd numbers, a 10 MB payload, ...) into the good ones.")] = False,
 ) -> None:
     """Run the offline fake NaviLink cloud in the foreground and print settings to reach it.
+
+    Stops cleanly (removing its temporary CA folder) on Ctrl-C or SIGTERM.
 
     The printed lines are shell exports: eval "$(navilink-etl sim serve ...)" does not work since
     it runs in the foreground; paste them into another terminal instead.
@@ -126,7 +129,7 @@ def sim_serve(
     def _print(line: str) -> None:
         print(line, flush=True)
 
-    _run(serve(n_devices=devices, speed=speed, seed=seed, latency_s=latency, print_fn=_print))
+    _run(serve(n_devices=devices, speed=speed, seed=seed, latency_s=latency, print_fn=_print, hostile=hostile))
 
 
 @app.command()
