@@ -120,6 +120,19 @@ def check_energy_days(days: list[EnergyDay], year: int, months: list[int]) -> li
     return out
 
 
+def read_energy_reply(response: Any, year: int, months: list[int], *, device: str | None = None) -> list[EnergyDay]:
+    """An energy reply's days; anything malformed is a ``PayloadError``, never another exception."""
+    try:
+        if not isinstance(response, Mapping):
+            raise PayloadError("energy reply has no response object", field="response")
+        return check_energy_days(parse_energy(response), year, months)
+    except NaviLinkError:
+        raise
+    except Exception as exc:  # parse_energy must not let anything else out of the client
+        raise PayloadError(f"energy reply could not be read: {type(exc).__name__}: {str(exc)[:120]}",
+                           device=device) from None
+
+
 class NaviLinkDevice:
     """A device from the REST list. ``online`` is the REST ``connected`` flag at listing time.
 
@@ -259,15 +272,7 @@ class NaviLinkDevice:
         env, _, _ = await self._request(
             Command.ENERGY_USAGE, energy_topic(self.mac), "energy", timeout,
             reply_topic=energy_response_topic(self._client.client_id), month=ms, year=year)
-        try:
-            if not isinstance(env.response, Mapping):
-                raise PayloadError("energy reply has no response object", field="response")
-            return check_energy_days(parse_energy(env.response), year, ms)
-        except NaviLinkError:
-            raise
-        except Exception as exc:  # parse_energy must not let anything else out of the client
-            raise PayloadError(f"energy reply could not be read: {type(exc).__name__}: {str(exc)[:120]}",
-                               device=self.mac) from None
+        return read_energy_reply(env.response, year, ms, device=self.mac)
 
     async def get_info(self) -> dict[str, Any]:
         """REST ``/device/info``; its deviceInfo lacks mac/additionalValue, so ours are kept."""
