@@ -106,3 +106,23 @@ async def test_the_ca_folder_goes_on_cancellation_and_on_errors(tmp_path: Path, 
     assert list(tmp_path.glob(f"{CA_DIR_PREFIX}*")) == []
     monkeypatch.undo()
     await inner.shutdown()
+
+
+def test_the_embedded_default_removes_its_ca_folder_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAVILINK_")}
+    env |= {"TMPDIR": str(tmp_path), "NAVILINK_DATA_DIR": str(tmp_path / "data"), "NAVILINK_TIMEZONE": "UTC"}
+    proc = subprocess.Popen([sys.executable, "-m", "navilink_etl", "collect", "--devices", "1", "--duration", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(tmp_path.glob(f"{CA_DIR_PREFIX}*")):
+            time.sleep(0.1)
+        assert list(tmp_path.glob(f"{CA_DIR_PREFIX}*")), "the embedded fake cloud never started"
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-1500:]
+    assert list(tmp_path.glob(f"{CA_DIR_PREFIX}*")) == []
