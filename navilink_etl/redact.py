@@ -20,7 +20,7 @@ WORD_MIN = 4  # 4-5 characters (short passwords): masked as a whole word only
 # JSON and key=value text); masking every "a" or "1" would wreck every log line.
 _WORD = r"[A-Za-z0-9_]"
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # log records are formatted in worker threads too
 _holders: weakref.WeakSet[SecretSet] = weakref.WeakSet()
 _pattern: re.Pattern[str] | None = None
 _dirty = True
@@ -44,21 +44,24 @@ class SecretSet:
     def set(self, name: str, value: str | None) -> None:
         if not isinstance(value, str) or not value:
             value = None
-        if self._values.get(name) == value:
-            return
-        if value is None:
-            self._values.pop(name, None)
-        else:
-            self._values[name] = value
-        _changed()
-
-    def clear(self) -> None:
-        if self._values:
-            self._values.clear()
+        with _lock:
+            if self._values.get(name) == value:
+                return
+            if value is None:
+                self._values.pop(name, None)
+            else:
+                self._values[name] = value
             _changed()
 
+    def clear(self) -> None:
+        with _lock:
+            if self._values:
+                self._values.clear()
+                _changed()
+
     def values(self) -> list[str]:
-        return list(self._values.values())
+        with _lock:
+            return list(self._values.values())
 
     def __repr__(self) -> str:
         return f"SecretSet({len(self._values)} value(s))"

@@ -99,10 +99,11 @@ def _text(tok: dict[str, Any], name: str, *, required: bool = False) -> str | No
     return value
 
 
-def _short(value: Any, hide: str | None = None) -> str | None:
-    """A server ``msg`` for an error's context: at most 120 characters, without the e-mail."""
-    if value is None:
-        return None
+def _short(value: Any, hide: str | None = None) -> int | str | None:
+    """A server ``code``/``msg`` for an error's context: an int as is, else at most 120 characters
+    of text without the e-mail."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
     text = str(value)[:120]
     return text.replace(hide, "<e-mail>") if hide else text
 

@@ -57,7 +57,11 @@ def build_devices(n_devices: int, *, seed: int, start: datetime, timezone: str =
 
 
 class FakeCloud:
-    """REST on ``rest_base_url``, MQTT on ``wss://localhost:<iot_port>/mqtt`` (CA in ``ca_file``)."""
+    """REST on ``rest_base_url``, MQTT on ``wss://localhost:<iot_port>/mqtt`` (CA in ``ca_file``).
+
+    ``hostile=True`` (or a ``HostileProfile``) mixes bad entries and messages into the good ones and
+    records them in ``fc.hostile.ledger`` (``sim/hostile.py``).
+    """
 
     demo_email = DEMO_EMAIL
     demo_password = DEMO_PASSWORD
