@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from navilink_etl import NaviLinkClient, NaviLinkConfig
 from navilink_etl.cloud.auth import Authenticator, Tokens
@@ -152,3 +153,21 @@ async def test_the_registry_keeps_only_live_tokens_across_1000_refreshes() -> No
             cost1 = min(_cost_us() for _ in range(3))
             assert cost1 < cost0 * 3 + 5, (cost0, cost1)  # flat (noise allowed), not 1000x the secrets
     assert not (fr.tokens.issued_secrets() & live_secrets())  # close() dropped every token
+
+
+async def test_a_rejected_sign_in_leaves_no_e_mail_in_the_events(tmp_path: Path) -> None:
+    from navilink_etl.collect.run import run_collection
+    from navilink_etl.collect.store import scan_dataset
+    from navilink_etl.sim.cloud import FakeCloud
+
+    owner = "owner.person@example.com"
+    data = tmp_path / "data"
+    async with FakeCloud(n_devices=1, accounts={owner: "the-right-password"}) as fc:
+        over = fc.client_overrides() | {"email": owner, "password": SecretStr("a-wrong-password")}
+        cfg = NaviLinkConfig(data_dir=data, timezone="UTC").model_copy(update=over)
+        stats = await run_collection(cfg, interval=60, duration_min=0.2, clock=fc.clock, mode="cloud",
+                                     status_line=False)
+    assert stats.fatal and "NAVILINK_PASSWORD" in stats.fatal and owner not in stats.fatal
+    events = scan_dataset(data, "events").collect()
+    assert "auth_failed" in set(events.get_column("kind"))
+    assert not [d for d in events.get_column("detail").to_list() if d and owner in d]
