@@ -17,6 +17,10 @@ from navilink_etl.sim.broker import CA_DIR_PREFIX, FakeBroker, sweep_stale_ca_di
 from navilink_etl.sim.cloud import FakeCloud
 
 
+def _ca_dirs(root: Path) -> list[Path]:
+    return list(root.glob(f"{CA_DIR_PREFIX}*"))
+
+
 def _serve(tmp: Path, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = {**os.environ, "TMPDIR": str(tmp)}
     proc = subprocess.Popen([sys.executable, "-m", "navilink_etl", "sim", "serve", "--latency", "0", *extra],
@@ -84,13 +88,13 @@ async def test_the_ca_folder_goes_on_cancellation_and_on_errors(tmp_path: Path, 
 
     task = asyncio.create_task(hold())
     for _ in range(200):
-        if list(tmp_path.glob(f"{CA_DIR_PREFIX}*")):
+        if _ca_dirs(tmp_path):
             break
         await asyncio.sleep(0.05)
-    assert list(tmp_path.glob(f"{CA_DIR_PREFIX}*"))
+    assert _ca_dirs(tmp_path)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert list(tmp_path.glob(f"{CA_DIR_PREFIX}*")) == []
+    assert _ca_dirs(tmp_path) == []
 
     broker = FakeBroker(lambda akid: None)
     await broker.start()
@@ -103,7 +107,7 @@ async def test_the_ca_folder_goes_on_cancellation_and_on_errors(tmp_path: Path, 
     monkeypatch.setattr(inner, "shutdown", broken_shutdown)
     with pytest.raises(RuntimeError):
         await broker.stop()
-    assert list(tmp_path.glob(f"{CA_DIR_PREFIX}*")) == []
+    assert _ca_dirs(tmp_path) == []
     monkeypatch.undo()
     await inner.shutdown()
 
