@@ -187,11 +187,11 @@ class HostileProfile:
                                  "status": status}}  # fmt: skip
 
         def good_status() -> dict[str, Any]:
-            sent = self.ledger.good.get(mac) or []
-            for _, payload in reversed(sent):
-                resp = orjson.loads(payload)["response"]
-                return dict(resp["status"])
-            return {"command": 67108883, "dhwTemperature": 120}
+            """The device's latest good status, so only the planted fault differs."""
+            sent = self.ledger.good.get(mac)
+            if not sent:
+                return {"command": 67108883, "dhwTemperature": 120}
+            return dict(orjson.loads(sent[-1][1])["response"]["status"])
 
         def send(kind: str, expect: str, make: Callable[[], bytes], needle: str | None) -> None:
             async def go() -> None:
