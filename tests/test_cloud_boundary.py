@@ -34,13 +34,15 @@ def test_device_identity_canonicalises_the_mac_and_types_the_fields() -> None:
     ident = device_identity(GOOD)
     assert ident["mac"] == "0478633200aa" and ident["device_type"] == 52 and ident["name"] == "Garage"
     assert device_identity(_entry(deviceType=None, additionalValue=5322))["device_type"] == 52
+    assert device_identity(_entry(deviceName="Tank\n2\x00" + "x" * 500))["name"] == "Tank 2 " + "x" * 121
+    assert device_identity(_entry(deviceName="\t"))["name"] == "NWP500"
 
 
 @pytest.mark.parametrize("bad", [
     None, [], {"deviceInfo": "x"}, _entry(macAddress=TRAVERSAL_MAC), _entry(macAddress=DEFAULT_MAC),
     _entry(macAddress="/etc/passwd"), _entry(macAddress=None), _entry(macAddress=12), _entry(deviceType="fifty-two"),
     _entry(deviceType=True), _entry(deviceType=2**70), _entry(homeSeq=[1]), _entry(deviceName={"x": 1}),
-    _entry(deviceName="a\nb"), _entry(additionalValue="x" * 500), _entry(connected=1.5),
+    _entry(additionalValue="a\nb"), _entry(additionalValue="x" * 500), _entry(connected=1.5),
 ])  # fmt: skip
 def test_a_malformed_device_list_entry_is_a_payload_error(bad: Any) -> None:
     with pytest.raises(PayloadError):

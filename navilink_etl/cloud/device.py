@@ -88,6 +88,16 @@ def _text(info: Mapping[str, Any], key: str, default: str) -> str:
     return v
 
 
+def _name(info: Mapping[str, Any]) -> str:
+    """The user's device name, shown as is; control characters become spaces, at most 128 characters."""
+    v = info.get("deviceName")
+    if v is None or v == "":
+        return "NWP500"
+    if not isinstance(v, str):
+        raise PayloadError(f"device list entry's deviceName is {type(v).__name__}, not text", field="deviceName")
+    return "".join(c if c.isprintable() else " " for c in v[:MAX_TEXT]).strip() or "NWP500"
+
+
 def device_identity(item: Any) -> dict[str, Any]:
     """A device-list entry checked field by field: canonical MAC, typed fields, or ``PayloadError``."""
     if not isinstance(item, Mapping) or not isinstance(item.get("deviceInfo"), Mapping):
@@ -101,7 +111,7 @@ def device_identity(item: Any) -> dict[str, Any]:
     loc = item.get("location")
     return {
         "mac": mac, "additional_value": _text(info, "additionalValue", ""),
-        "name": _text(info, "deviceName", "NWP500"), "home_seq": _optional_int(info, "homeSeq"),
+        "name": _name(info), "home_seq": _optional_int(info, "homeSeq"),
         "device_type": device_type if device_type else DEVICE_TYPE,
         "connected": _optional_int(info, "connected"),
         "location": dict(loc) if isinstance(loc, Mapping) else {}, "info": dict(info),
