@@ -114,8 +114,11 @@ def sim_serve(
     speed: Annotated[float, typer.Option(help="Simulated clock speed-up.", min=0.01)] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     latency: Annotated[float, typer.Option(help="Reply latency in seconds (the real cloud: 2-4).", min=0)] = 0.2,
+    hostile: Annotated[bool, typer.Option("--hostile", help="Mix hostile devices and messages (path-traversal MACs, absurd numbers, a 10 MB payload, ...) into the good ones.")] = False,
 ) -> None:
     """Run the offline fake NaviLink cloud in the foreground and print settings to reach it.
+
+    Stops cleanly (removing its temporary CA folder) on Ctrl-C or SIGTERM.
 
     The printed lines are shell exports: eval "$(navilink-etl sim serve ...)" does not work since
     it runs in the foreground; paste them into another terminal instead.
@@ -126,7 +129,7 @@ def sim_serve(
     def _print(line: str) -> None:
         print(line, flush=True)
 
-    _run(serve(n_devices=devices, speed=speed, seed=seed, latency_s=latency, print_fn=_print))
+    _run(serve(n_devices=devices, speed=speed, seed=seed, latency_s=latency, print_fn=_print, hostile=hostile))
 
 
 @app.command()
@@ -280,32 +283,53 @@ def report(
 
 @app.command()
 def status(
-    device: Annotated[str | None, typer.Option(help="Only this device (MAC).")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device (MAC, any case, with or without separators).")] = None,
 ) -> None:
-    """Sign in and print each device's live status once (needs NAVILINK_EMAIL/PASSWORD)."""
+    """Sign in and print each device's live status once (needs NAVILINK_EMAIL/PASSWORD).
+
+    Device-list entries the client leaves out (malformed) and devices that fail are listed on stderr.
+    """
+    from .identity import normalize_mac
+
+    want = normalize_mac(device) if device is not None else None
+    if device is not None and want is None:
+        raise typer.BadParameter(f"{device!r:.40} is not a MAC (12 hex digits)", param_hint="--device")
     try:
         config = _config()
         _setup_logging(config.log_level)
         if config.is_embedded:
             raise ConfigurationError("NAVILINK_EMAIL is not set: status needs an account "
                                      "(or the settings printed by `navilink-etl sim serve`)")
-
-        async def _one() -> None:
-            from . import NaviLinkClient
-
-            async with NaviLinkClient(config=config) as client:
-                await client.authenticate()
-                for d in await client.get_devices():
-                    if device and d.mac != device:
-                        continue
-                    st = await d.get_status()
-                    typer.echo(f"{d.name} {d.mac}: tank {st.dhw_temperature:.1f}°F, setpoint "
-                               f"{st.dhw_temperature_setting:.1f}°F, charge {st.dhw_charge_per}%, "
-                               f"{st.current_inst_power} W, mode {st.dhw_mode!s}, operationMode {st.operation_mode}")
-
-        _run(_one())
+        failed = _run(_print_status(config, want))
     except NaviLinkError as exc:
         raise _fail(exc) from None
+    if failed:
+        raise typer.Exit(1)
+
+
+async def _print_status(config: Any, want: str | None) -> int:
+    """Print each device's status; returns how many devices failed."""
+    from . import NaviLinkClient
+
+    failed = 0
+    async with NaviLinkClient(config=config) as client:
+        await client.authenticate()
+        devices = await client.get_devices()
+        for s in client.skipped:
+            typer.secho(f"skipped device-list entry {s.index}: {s.reason}", err=True, fg="yellow")
+        for d in devices:
+            if want and d.mac != want:
+                continue
+            try:
+                st = await d.get_status()
+            except NaviLinkError as exc:
+                failed += 1
+                typer.secho(f"{d.name} {d.mac}: {type(exc).__name__}: {exc}", err=True, fg="red")
+                continue
+            typer.echo(f"{d.name} {d.mac}: tank {st.dhw_temperature:.1f}°F, setpoint "
+                       f"{st.dhw_temperature_setting:.1f}°F, charge {st.dhw_charge_per}%, "
+                       f"{st.current_inst_power} W, mode {st.dhw_mode!s}, operationMode {st.operation_mode}")
+    return failed
 
 
 def main() -> None:

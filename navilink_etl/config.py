@@ -6,20 +6,35 @@ at start with the variable's name, the bad value (never for secrets) and how to 
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from .errors import ConfigurationError
 from .protocol import DEFAULT_IOT_ENDPOINT, DEFAULT_IOT_REGION, DEFAULT_REST_BASE_URL
-from .redact import register_secret
+from .redact import register_password
+
+log = logging.getLogger(__name__)
 
 MIN_REAL_CLOUD_INTERVAL_S = 30
+ALLOW_CUSTOM_ENDPOINT = "NAVILINK_ALLOW_CUSTOM_ENDPOINT"  # read from the process environment only
 _SECRET_FIELDS = {"password"}
+_ENDPOINT_FIELDS = ("rest_base_url", "iot_endpoint", "iot_port", "ca_file")
+_warned_env_files: set[str] = set()
 
 _FIXES: dict[str, str] = {
     "polling_interval": "use a whole number of seconds, e.g. NAVILINK_POLLING_INTERVAL=300",
@@ -31,7 +46,128 @@ _FIXES: dict[str, str] = {
     "price_per_kwh": "use dollars per kWh, e.g. NAVILINK_PRICE_PER_KWH=0.17",
     "tariff": "use flat, tou or csv",
     "email": "set NAVILINK_EMAIL to your NaviLink account e-mail",
+    "rest_base_url": f"use https://, e.g. the default {DEFAULT_REST_BASE_URL} (plain http:// only for "
+                     "127.0.0.1, ::1 or localhost), or unset it",
 }
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: credentials sent there stay on this machine."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def rest_url_problem(url: object) -> str | None:
+    """Why credentials must not be sent to ``url`` (None when it is https or loopback http)."""
+    if not isinstance(url, str):
+        return f"is a {type(url).__name__}, not a URL"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "is not an https:// URL"
+    if parts.scheme == "http" and not is_loopback(host):
+        return "uses plain http:// to a host other than this machine: the password would travel unencrypted"
+    return None
+
+
+def require_safe_rest_url(url: str) -> str:
+    """``url`` if credentials may be sent there, else a ``ConfigurationError`` naming the fix."""
+    problem = rest_url_problem(url)
+    if problem is not None:
+        raise ConfigurationError(f"NAVILINK_REST_BASE_URL {problem}; fix: {_FIXES['rest_base_url']}")
+    return url
+
+
+def _endpoint_is_local_or_official(name: str, value: Any) -> bool:
+    if value is None or value == "":
+        return True
+    text = str(value)
+    if name == "rest_base_url":
+        if text.rstrip("/") == DEFAULT_REST_BASE_URL:
+            return True
+        try:
+            return is_loopback(urlsplit(text).hostname)
+        except ValueError:
+            return False
+    if name == "iot_endpoint":
+        return text == DEFAULT_IOT_ENDPOINT or is_loopback(text)
+    return False  # iot_port / ca_file: judged by the endpoints they go with
+
+
+class _GuardedDotEnv(PydanticBaseSettingsSource):
+    """The ``.env`` source with two guards: a warning when the file is readable by group or others,
+    and endpoint settings honoured only when they point at the official cloud or this machine."""
+
+    def __init__(self, inner: DotEnvSettingsSource, init: InitSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner, self._init = inner, init
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        files = self._inner.env_file
+        paths = [files] if isinstance(files, str | os.PathLike) else list(files or [])
+        for p in paths:
+            _warn_if_shared(Path(p).expanduser())
+        values = self._inner()
+        environ = {k.lower() for k in os.environ}
+        given = set(self._init.init_kwargs)
+        from_file = [k for k in _ENDPOINT_FIELDS
+                     if k in values and k not in given and f"navilink_{k}" not in environ]
+        if not from_file:
+            return values
+
+        def effective(k: str) -> Any:
+            if k in given:
+                return self._init.init_kwargs[k]
+            return os.environ.get(f"NAVILINK_{k.upper()}", values.get(k))
+
+        local = all(_endpoint_is_local_or_official(k, effective(k)) for k in ("rest_base_url", "iot_endpoint"))
+        custom_ca = "ca_file" in from_file and not all(
+            is_loopback(_host(k, effective(k))) for k in ("rest_base_url", "iot_endpoint"))
+        shown = ", ".join(f"NAVILINK_{k.upper()}" for k in from_file)
+        allowed = os.environ.get(ALLOW_CUSTOM_ENDPOINT, "").strip().lower() in ("1", "true", "yes")
+        if (not local or custom_ca) and not allowed:
+            raise ConfigurationError(
+                f"{shown} in the .env file points the sign-in somewhere other than the NaviLink cloud "
+                "or this machine; a stray .env must not redirect your credentials. Fix: remove it from "
+                f".env, or set it in the environment, or set {ALLOW_CUSTOM_ENDPOINT}=1 in the environment")
+        log.warning("%s taken from the .env file in %s", shown, Path.cwd())
+        return values
+
+
+def _host(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if name == "rest_base_url":
+        try:
+            return urlsplit(str(value)).hostname
+        except ValueError:
+            return None
+    return str(value)
+
+
+def _warn_if_shared(path: Path) -> None:
+    """Warn once per file when ``.env`` (which may hold the password) is readable by others."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    key = str(path.resolve())
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and key not in _warned_env_files:
+        _warned_env_files.add(key)
+        log.warning("%s is readable by group or others (mode %s) and may hold NAVILINK_PASSWORD; "
+                    "fix: chmod 600 %s", path, oct(mode & 0o777), path)
 
 
 def _system_timezone() -> str:
@@ -79,6 +215,16 @@ class NaviLinkConfig(BaseSettings):
     price_csv: Path | None = None
     inlet_temperature_f: float = Field(default=58.0, ge=32, le=90)
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        assert isinstance(init_settings, InitSettingsSource)
+        return init_settings, env_settings, _GuardedDotEnv(dotenv_settings, init_settings), file_secret_settings
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: Any) -> Any:
@@ -89,15 +235,27 @@ class NaviLinkConfig(BaseSettings):
     def _tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise ValueError(f"unknown time zone {v!r:.60}") from exc
         return v
 
     @field_validator("ca_file")
     @classmethod
     def _ca(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"no such file: {v}")
+        try:
+            ok = v is None or v.is_file()
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"no such file: {str(v)!r:.80}")
+        return v
+
+    @field_validator("rest_base_url")
+    @classmethod
+    def _rest_url(cls, v: str) -> str:
+        problem = rest_url_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -152,5 +310,5 @@ def load_config(**overrides: Any) -> NaviLinkConfig:
             fix = _FIXES.get(name, "")
             lines.append(f"{var}: {msg}{shown}" + (f"; fix: {fix}" if fix else ""))
         raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
-    register_secret(cfg.password_value)
+    register_password(cfg.password_value)
     return cfg

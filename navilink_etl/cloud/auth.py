@@ -22,8 +22,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ..config import require_safe_rest_url
 from ..errors import AuthenticationError, InvalidCredentialsError
-from ..redact import register_secret
+from ..redact import SecretSet
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ ACCESS_TOKEN_MARGIN = timedelta(seconds=60)  # refresh this long before the JWT 
 AWS_CREDENTIALS_MARGIN = timedelta(minutes=5)  # re-sign-in this long before the STS keys run out
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
 RETRY_ATTEMPTS = 3
+MAX_LIFETIME_S = 7 * 24 * 3600  # longer "expires in" values are clamped (and absurd ones ignored)
+SECRET_NAMES = ("access_token", "refresh_token", "id_token", "access_key_id", "secret_key", "session_token")
+_WIRE_NAMES = {"access_token": "accessToken", "refresh_token": "refreshToken", "id_token": "idToken",
+               "access_key_id": "accessKeyId", "secret_key": "secretKey", "session_token": "sessionToken"}
 _INVALID_MSGS = ("INVALID_USER_PASSWORD", "USER_NOT_FOUND", "USER_LOCKED")
 
 
@@ -71,10 +76,36 @@ def _now() -> datetime:
 
 
 def _seconds(value: Any, default_s: int = 3600) -> int:
-    try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
+    if isinstance(value, bool):
         return default_s
+    try:
+        return min(max(int(value), 0), MAX_LIFETIME_S)
+    except (TypeError, ValueError, OverflowError):
+        return default_s
+
+
+def _text(tok: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    """A credential field as a string; any other type is an ``AuthenticationError`` (value unshown)."""
+    key = _WIRE_NAMES[name]
+    value = tok.get(key)
+    if value is None or (value == "" and not required):
+        if required:
+            raise AuthenticationError(f"the sign-in reply has no {key}; the cloud's reply is malformed, "
+                                      "try again later")
+        return None
+    if not isinstance(value, str) or not value:
+        raise AuthenticationError(f"the sign-in reply's {key} is a {type(value).__name__}, not a string; "
+                                  "the cloud's reply is malformed, try again later")
+    return value
+
+
+def _short(value: Any, hide: str | None = None) -> int | str | None:
+    """A server ``code``/``msg`` for an error's context: an int as is, else at most 120 characters
+    of text without the e-mail."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    text = str(value)[:120]
+    return text.replace(hide, "<e-mail>") if hide else text
 
 
 def _expiry(value: Any) -> datetime:
@@ -100,11 +131,9 @@ class Tokens:
     aws_lifetime: timedelta = timedelta(hours=1)
     access_lifetime: timedelta = timedelta(hours=1)
 
-    def register_secrets(self) -> None:
-        """Let the log filter (``redact``) mask every secret value held here."""
-        for value in (self.access_token, self.refresh_token, self.id_token, self.access_key_id,
-                      self.secret_key, self.session_token):
-            register_secret(value)
+    def secrets(self) -> dict[str, str | None]:
+        """The secret values by name (for the redaction registry)."""
+        return {name: getattr(self, name) for name in SECRET_NAMES}
 
     def access_valid(self) -> bool:
         """False within min(60 s, half its life) of the access token's expiry."""
@@ -124,15 +153,16 @@ class Tokens:
 
     @classmethod
     def from_sign_in(cls, tok: dict[str, Any]) -> Tokens:
+        """Tokens from a sign-in reply; a field of the wrong type is an ``AuthenticationError``."""
         aws_s = tok.get("authorizationExpiresIn")
         return cls(
-            access_token=str(tok["accessToken"]),
-            refresh_token=str(tok.get("refreshToken") or ""),
-            id_token=str(tok.get("idToken") or ""),
+            access_token=_text(tok, "access_token", required=True) or "",
+            refresh_token=_text(tok, "refresh_token") or "",
+            id_token=_text(tok, "id_token") or "",
             access_expires_at=_expiry(tok.get("authenticationExpiresIn")),
-            access_key_id=tok.get("accessKeyId"),
-            secret_key=tok.get("secretKey"),
-            session_token=tok.get("sessionToken"),
+            access_key_id=_text(tok, "access_key_id"),
+            secret_key=_text(tok, "secret_key"),
+            session_token=_text(tok, "session_token"),
             aws_expires_at=_expiry(aws_s),
             aws_lifetime=_lifetime(aws_s),
             access_lifetime=_lifetime(tok.get("authenticationExpiresIn")),
@@ -142,9 +172,9 @@ class Tokens:
         """Apply a refresh reply: keep the old refresh/id token when omitted, keep the AWS keys."""
         return replace(
             self,
-            access_token=str(data["accessToken"]),
-            refresh_token=str(data.get("refreshToken") or self.refresh_token),
-            id_token=str(data.get("idToken") or self.id_token),
+            access_token=_text(data, "access_token", required=True) or "",
+            refresh_token=_text(data, "refresh_token") or self.refresh_token,
+            id_token=_text(data, "id_token") or self.id_token,
             access_expires_at=_expiry(data.get("authenticationExpiresIn")),
             access_lifetime=_lifetime(data.get("authenticationExpiresIn")),
         )
@@ -162,12 +192,13 @@ class Authenticator:
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, user_agent: str) -> None:
         self._session = session
-        self._base = base_url.rstrip("/")
+        self._base = require_safe_rest_url(base_url).rstrip("/")
         self._ua = user_agent
         self._lock = asyncio.Lock()
         self._email: str | None = None
         self._password: SecretStr | None = None
         self._rejected = False  # a rejected password stops every automatic re-sign-in
+        self._secrets = SecretSet()  # the live password and tokens, for log redaction
         self.tokens: Tokens | None = None
         self.user: UserInfo | None = None
         self.sign_in_count = 0
@@ -188,7 +219,7 @@ class Authenticator:
     async def sign_in(self, email: str, password: str | SecretStr) -> Tokens:
         """Explicit sign-in with (possibly new) credentials; clears an earlier rejection."""
         secret = password if isinstance(password, SecretStr) else SecretStr(str(password))
-        register_secret(secret.get_secret_value())
+        self._secrets.set("password", secret.get_secret_value())
         async with self._lock:
             self._email, self._password, self._rejected = email, secret, False
             return await self._sign_in_locked()
@@ -221,6 +252,16 @@ class Authenticator:
             if tokens is not None and tokens.aws_valid() and not force:
                 return tokens, False
             return await self._sign_in_locked(), True
+
+    def forget(self) -> None:
+        """Sign out locally: drop the tokens and the password, and their redaction entries."""
+        self.tokens, self._password = None, None
+        self._secrets.clear()
+
+    def _set_tokens(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+        for name, value in tokens.secrets().items():
+            self._secrets.set(name, value)  # replaces the previous value: only live ones are kept
 
     # --- internals -------------------------------------------------------------------------------
     def _require(self) -> Tokens:
@@ -255,7 +296,6 @@ class Authenticator:
             raise InvalidCredentialsError(
                 "sign-in was already rejected for this account; not retrying automatically "
                 "(it could lock the account): call authenticate() with the right password",
-                email=self._email,
             )
         if not self._email or self._password is None:
             raise AuthenticationError("no e-mail/password: set NAVILINK_EMAIL and NAVILINK_PASSWORD")
@@ -272,25 +312,29 @@ class Authenticator:
         if code != 200 or not isinstance(tok, dict) or "accessToken" not in tok:
             if is_invalid_credentials(code, msg) or status == 401:
                 self._rejected = True
-                log.warning("sign-in rejected for %s (code=%s msg=%s)", self._email, code, msg)
+                shown = _short(msg, self._email)
+                log.warning("sign-in rejected (code=%s msg=%s)", _short(code), shown)
+                # no e-mail in the message or context: it ends up in the events Parquet
                 raise InvalidCredentialsError(
                     "the NaviLink cloud rejected the e-mail or password; fix NAVILINK_EMAIL / "
                     "NAVILINK_PASSWORD (not retried, to avoid locking the account)",
-                    email=self._email, code=code, msg=msg,
+                    code=_short(code), msg=shown,
                 )
             raise AuthenticationError(
-                "sign-in failed; try again later", status=status, code=code, msg=msg,
+                "sign-in failed; try again later", status=status, code=_short(code),
+                msg=_short(msg, self._email),
             )
-        self.tokens = Tokens.from_sign_in(tok)
-        self.tokens.register_secrets()
+        self._set_tokens(Tokens.from_sign_in(tok))
         ui = data.get("userInfo") if isinstance(data, dict) else None
         ui = ui if isinstance(ui, dict) else {}
+        seq, utype, first = ui.get("userSeq"), ui.get("userType"), ui.get("userFirstName")
         self.user = UserInfo(
-            user_seq=ui.get("userSeq"), user_type=str(ui.get("userType") or "O"),
-            first_name=ui.get("userFirstName"),
+            user_seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+            user_type=utype if isinstance(utype, str) and utype else "O",
+            first_name=first if isinstance(first, str) else None,
         )
-        log.info("signed in as %s (user_seq=%s)", self._email, self.user.user_seq)
-        return self.tokens
+        log.info("signed in (user_seq=%s)", self.user.user_seq)
+        return self._require()
 
     async def _refresh_locked(self) -> None:
         tokens = self._require()
@@ -299,11 +343,10 @@ class Authenticator:
             data = body.get("data") if isinstance(body, dict) else None
             if isinstance(body, dict) and body.get("code") == 200 and isinstance(data, dict) \
                     and "accessToken" in data:
-                self.tokens = tokens.refreshed(data)
-                self.tokens.register_secrets()
+                self._set_tokens(tokens.refreshed(data))
                 self.refresh_count += 1
                 log.debug("access token refreshed")
                 return
             log.info("token refresh refused (status=%s code=%s); signing in again", status,
-                     body.get("code") if isinstance(body, dict) else None)
+                     _short(body.get("code")) if isinstance(body, dict) else None)
         await self._sign_in_locked()

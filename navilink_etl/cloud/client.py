@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any
@@ -18,13 +19,26 @@ import aiohttp
 from pydantic import SecretStr
 
 from ..config import NaviLinkConfig, load_config
-from ..errors import AuthenticationError, NaviLinkError
+from ..errors import AuthenticationError, NaviLinkError, PayloadError
+from ..identity import normalize_mac
 from .auth import Authenticator
 from .device import NaviLinkDevice
 from .mqtt import ConnectionListener, MessageListener, MqttSession, new_client_id
 from .rest import RestClient
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SkippedDevice:
+    """A device-list entry left out: its position, the MAC as sent (shortened) and why."""
+
+    index: int
+    mac: str | None
+    reason: str
+
+
+SkipListener = Callable[[SkippedDevice], None]
 
 
 def _user_agent() -> str:
@@ -51,7 +65,9 @@ class NaviLinkClient:
         self._mqtt: MqttSession | None = None
         self._msg_listeners: list[MessageListener] = []
         self._conn_listeners: list[ConnectionListener] = []
+        self._skip_listeners: list[SkipListener] = []
         self.devices: list[NaviLinkDevice] = []
+        self.skipped: list[SkippedDevice] = []  # entries the last get_devices() left out
 
     def __repr__(self) -> str:
         return (f"NaviLinkClient(email={self._email!r}, client_id={self.client_id!r}, "
@@ -80,10 +96,13 @@ class NaviLinkClient:
             self._mqtt.add_connection_listener(ccb)
 
     async def close(self) -> None:
+        """Close MQTT and HTTP and forget the tokens (they leave the redaction registry too)."""
         if self._mqtt is not None:
             await self._mqtt.close()
         if self._session is not None:
             await self._session.close()
+        if self._auth is not None:
+            self._auth.forget()
         self._session = self._auth = self._rest = self._mqtt = None
 
     def _require_open(self) -> tuple[Authenticator, RestClient, MqttSession]:
@@ -135,18 +154,37 @@ class NaviLinkClient:
 
     # --- REST ---------------------------------------------------------------------------------------
     async def get_devices(self) -> list[NaviLinkDevice]:
-        """All devices on the account (REST list, all pages); subscribes to them once MQTT is up."""
+        """All devices on the account (REST list, all pages); subscribes to them once MQTT is up.
+
+        A malformed entry (wrong types, a MAC that is not 12 hex digits, a MAC listed twice) is
+        left out with a warning, kept in ``skipped`` and passed to every skip listener.
+        """
         await self._ensure_auth()
         items = await self.rest.list_devices(self.user_id)
         known = {d.mac: d for d in self.devices}
-        devices = []
-        for item in items:
-            dev = NaviLinkDevice(self, item)
+        devices: list[NaviLinkDevice] = []
+        skipped: list[SkippedDevice] = []
+        for i, item in enumerate(items):
+            try:
+                dev = NaviLinkDevice(self, item)
+                if any(d.mac == dev.mac for d in devices):
+                    raise PayloadError(f"MAC {dev.mac} is listed more than once (case or separators "
+                                       "differ); the first entry is kept", field="macAddress")
+            except PayloadError as exc:
+                skipped.append(SkippedDevice(i, _raw_mac(item), exc.message))
+                continue
             old = known.get(dev.mac)
             if old is not None:  # keep the cached DID across listings
                 dev.feature, dev.last_status = old.feature, old.last_status
             devices.append(dev)
-        self.devices = devices
+        self.devices, self.skipped = devices, skipped
+        for s in skipped:
+            log.warning("device list entry %d skipped: %s", s.index, s.reason)
+            for cb in list(self._skip_listeners):
+                try:
+                    cb(s)
+                except Exception:
+                    log.exception("skipped-device listener failed")
         if self._mqtt is not None and self._mqtt.started:
             for d in devices:
                 await self._mqtt.add_device(d.mac)
@@ -192,6 +230,11 @@ class NaviLinkClient:
             self._mqtt.add_connection_listener(cb)
         return lambda: self._remove_listener(self._conn_listeners, cb)
 
+    def add_skip_listener(self, cb: SkipListener) -> Callable[[], None]:
+        """``cb(SkippedDevice)`` for each device-list entry ``get_devices`` leaves out."""
+        self._skip_listeners.append(cb)
+        return lambda: self._remove_listener(self._skip_listeners, cb)
+
     def _remove_listener(self, registry: list[Any], cb: Any) -> None:
         if cb in registry:
             registry.remove(cb)
@@ -199,4 +242,12 @@ class NaviLinkClient:
             self._mqtt.remove_listener(cb)
 
     def device(self, mac: str) -> NaviLinkDevice | None:
-        return next((d for d in self.devices if d.mac == mac.lower()), None)
+        """The listed device with this MAC (any case or separators), else None."""
+        want = normalize_mac(mac)
+        return next((d for d in self.devices if d.mac == want), None)
+
+
+def _raw_mac(item: Any) -> str | None:
+    info = item.get("deviceInfo") if isinstance(item, dict) else None
+    raw = info.get("macAddress") if isinstance(info, dict) else None
+    return None if raw is None else repr(raw)[:40]

@@ -6,10 +6,13 @@ is sent (setpoints in half-degC, PROTOCOL.md 3.5) and replies are parsed only by
 
 from __future__ import annotations
 
+import calendar
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeviceOfflineError, RequestTimeoutError, ValidationError
+from ..errors import DeviceOfflineError, NaviLinkError, PayloadError, RequestTimeoutError, ValidationError
+from ..identity import normalize_mac
 from ..protocol import (
     CONTROL_MODE_STRINGS,
     DEVICE_TYPE,
@@ -58,22 +61,106 @@ def coerce_mode(mode: DhwMode | int | str) -> DhwMode:
     return DhwMode(int(mode))
 
 
+MAX_TEXT = 128  # longest deviceName / additionalValue kept from the device list
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31
+
+
+def _optional_int(info: Mapping[str, Any], key: str) -> int | None:
+    v = info.get(key)
+    if v is None or _is_int(v):
+        return v
+    raise PayloadError(f"device list entry's {key} is {type(v).__name__} {repr(v)[:40]}, not an integer",
+                       field=key)
+
+
+def _text(info: Mapping[str, Any], key: str, default: str) -> str:
+    v = info.get(key)
+    if v is None or v == "":
+        return default
+    if _is_int(v):
+        return str(v)
+    if not isinstance(v, str) or len(v) > MAX_TEXT or not v.isprintable():
+        raise PayloadError(f"device list entry's {key} is not a short printable text ({repr(v)[:40]})",
+                           field=key)
+    return v
+
+
+def _name(info: Mapping[str, Any]) -> str:
+    """The user's device name, shown as is; control characters become spaces, at most 128 characters."""
+    v = info.get("deviceName")
+    if v is None or v == "":
+        return "NWP500"
+    if not isinstance(v, str):
+        raise PayloadError(f"device list entry's deviceName is {type(v).__name__}, not text", field="deviceName")
+    return "".join(c if c.isprintable() else " " for c in v[:MAX_TEXT]).strip() or "NWP500"
+
+
+def device_identity(item: Any) -> dict[str, Any]:
+    """A device-list entry checked field by field: canonical MAC, typed fields, or ``PayloadError``."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("deviceInfo"), Mapping):
+        raise PayloadError("device list entry has no deviceInfo object", field="deviceInfo")
+    info = item["deviceInfo"]
+    mac = normalize_mac(info.get("macAddress"))
+    if mac is None:
+        raise PayloadError(f"device list entry's macAddress {repr(info.get('macAddress'))[:40]} is not 12 hex "
+                           "digits", field="macAddress")
+    device_type = _optional_int(info, "deviceType")
+    loc = item.get("location")
+    return {
+        "mac": mac, "additional_value": _text(info, "additionalValue", ""),
+        "name": _name(info), "home_seq": _optional_int(info, "homeSeq"),
+        "device_type": device_type if device_type else DEVICE_TYPE,
+        "connected": _optional_int(info, "connected"),
+        "location": dict(loc) if isinstance(loc, Mapping) else {}, "info": dict(info),
+    }
+
+
+def check_energy_days(days: list[EnergyDay], year: int, months: list[int]) -> list[EnergyDay]:
+    """Days of the asked year and months only; days a month does not have (padding) are dropped."""
+    out = []
+    for d in days:
+        if d.year != year or d.month not in months:
+            raise PayloadError(f"energy reply holds {d.year}-{d.month:02d}, which was not asked for "
+                               f"({year}, months {months})", field="usage")
+        if 1 <= d.day <= calendar.monthrange(year, d.month)[1]:
+            out.append(d)
+    return out
+
+
+def read_energy_reply(response: Any, year: int, months: list[int], *, device: str | None = None) -> list[EnergyDay]:
+    """An energy reply's days; anything malformed is a ``PayloadError``, never another exception."""
+    try:
+        if not isinstance(response, Mapping):
+            raise PayloadError("energy reply has no response object", field="response")
+        return check_energy_days(parse_energy(response), year, months)
+    except NaviLinkError:
+        raise
+    except Exception as exc:  # parse_energy must not let anything else out of the client
+        raise PayloadError(f"energy reply could not be read: {type(exc).__name__}: {str(exc)[:120]}",
+                           device=device) from None
+
+
 class NaviLinkDevice:
-    """A device from the REST list. ``online`` is the REST ``connected`` flag at listing time."""
+    """A device from the REST list. ``online`` is the REST ``connected`` flag at listing time.
+
+    A malformed list entry raises ``PayloadError`` (the client skips it and reports it).
+    """
 
     def __init__(self, client: NaviLinkClient, item: dict[str, Any]) -> None:
-        info = item.get("deviceInfo") or {}
+        ident = device_identity(item)
         self._client = client
-        self.mac: str = str(info.get("macAddress", "")).lower()
-        self.additional_value: str = str(info.get("additionalValue") or "")
-        self.name: str = str(info.get("deviceName") or "NWP500")
-        self.home_seq: int | None = info.get("homeSeq")
-        self.device_type: int = int(info.get("deviceType") or DEVICE_TYPE)
-        self.connected_code: int | None = info.get("connected")
+        self.mac: str = ident["mac"]
+        self.additional_value: str = ident["additional_value"]
+        self.name: str = ident["name"]
+        self.home_seq: int | None = ident["home_seq"]
+        self.device_type: int = ident["device_type"]
+        self.connected_code: int | None = ident["connected"]
         self.online: bool = self.connected_code == ConnectionStatus.ONLINE
-        loc = item.get("location")
-        self.location: dict[str, Any] = dict(loc) if isinstance(loc, dict) else {}
-        self.info: dict[str, Any] = dict(info)
+        self.location: dict[str, Any] = ident["location"]
+        self.info: dict[str, Any] = ident["info"]
         self.feature: Feature | None = None
         self.last_status: DeviceStatus | None = None
 
@@ -184,7 +271,9 @@ class NaviLinkDevice:
     # --- history and plans ------------------------------------------------------------------------
     async def get_energy_usage(self, year: int, months: list[int] | int,
                                timeout: float | None = None) -> list[EnergyDay]:  # noqa: ASYNC109
-        """The device's own daily energy history (EMS) for ``months`` of one ``year``."""
+        """The device's own daily energy history (EMS) for ``months`` of one ``year``.
+
+        Any malformed reply is a ``PayloadError`` (never another exception type)."""
         ms = [months] if isinstance(months, int) else list(months)
         if not ms or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 12 for m in ms):
             raise ValidationError(f"months must be 1-12, got {months!r}")
@@ -193,7 +282,7 @@ class NaviLinkDevice:
         env, _, _ = await self._request(
             Command.ENERGY_USAGE, energy_topic(self.mac), "energy", timeout,
             reply_topic=energy_response_topic(self._client.client_id), month=ms, year=year)
-        return parse_energy(env.response)
+        return read_energy_reply(env.response, year, ms, device=self.mac)
 
     async def get_info(self) -> dict[str, Any]:
         """REST ``/device/info``; its deviceInfo lacks mac/additionalValue, so ours are kept."""
@@ -208,7 +297,9 @@ class NaviLinkDevice:
         return await self._client.rest.firmware_info(self._client.user_id, self.mac, self.additional_value)
 
     async def get_tou(self) -> dict[str, Any]:
-        """The TOU plan over REST; needs the controller serial number from the DID."""
+        """The TOU plan over REST ({} when the account has none); a malformed plan is a ``PayloadError``.
+
+        Needs the controller serial number from the DID."""
         if self.feature is None:
             await self.get_feature()
         serial = self.feature.controller_serial if self.feature else None

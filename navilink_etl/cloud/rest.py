@@ -14,6 +14,7 @@ import aiohttp
 from ..errors import APIError
 from ..protocol import DEVICE_LIST_PAGE
 from .auth import HTTP_TIMEOUT, RETRY_ATTEMPTS, Authenticator, TransientHTTPError, with_retries
+from .tou import validate_tou_plan
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,10 @@ class RestClient:
         return body.get("data")
 
     # --- endpoints ---------------------------------------------------------------------------------
-    async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
-        """All devices, walking ``offset``/``count`` pages of 20 until a short page."""
-        out: list[dict[str, Any]] = []
+    async def list_devices(self, user_id: str) -> list[Any]:
+        """All entries, walking ``offset``/``count`` pages of 20 until a short page (unchecked:
+        the client validates each entry)."""
+        out: list[Any] = []
         for page in range(MAX_PAGES):
             data = await self.call("POST", "/device/list", json={
                 "offset": page * DEVICE_LIST_PAGE, "count": DEVICE_LIST_PAGE, "userId": user_id})
@@ -98,20 +100,19 @@ class RestClient:
 
     async def tou(self, user_id: str, mac: str, additional_value: str, controller_id: str,
                   user_type: str = "O") -> dict[str, Any]:
+        """The plan's ``data`` ({} when none); a malformed plan is a ``PayloadError``."""
         data = await self.call("GET", "/device/tou", params={
             "additionalValue": additional_value, "controllerId": controller_id,
             "macAddress": mac, "userId": user_id, "userType": user_type})
-        return data if isinstance(data, dict) else {}
+        return validate_tou_plan(data, device=mac)
 
 
 def _unauthorized(status: int, body: Any) -> bool:
     return status == 401 or (isinstance(body, dict) and body.get("code") == 401)
 
 
-def _device_items(data: Any) -> list[dict[str, Any]]:
+def _device_items(data: Any) -> list[Any]:
     """``data`` is a list; some accounts wrap it under ``deviceList`` or ``devices`` ([hb])."""
     if isinstance(data, dict):
         data = data.get("deviceList", data.get("devices"))
-    if not isinstance(data, list):
-        return []
-    return [d for d in data if isinstance(d, dict) and isinstance(d.get("deviceInfo"), dict)]
+    return list(data) if isinstance(data, list) else []

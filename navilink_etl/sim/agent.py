@@ -59,6 +59,7 @@ class DeviceAgent:
         self.offline = False
         self.drop_probability = 0.0
         self.malformed_left = 0  # the next N replies: truncated JSON, then a non-integer field, ...
+        self.energy_hook: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # hostile profile
         self._malformed_seq = 0
         # correlation state for pushes
         self._last_client_id: str | None = None
@@ -76,6 +77,12 @@ class DeviceAgent:
         }
         self.replies_sent = 0
         self.pushes_sent = 0
+
+    def push_target(self) -> tuple[str, str, str] | None:
+        """(push topic, clientID, requestTopic) once someone has asked, else None."""
+        if self._push_target is None:
+            return None
+        return self._push_target, self._last_client_id or "", self._last_request_topic
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -151,7 +158,10 @@ class DeviceAgent:
         year, months = req.get("year"), req.get("month")
         if not isinstance(year, int) or not isinstance(months, list) or not all(isinstance(m, int) for m in months):
             return
-        await self._reply(msg, topic, self.device.energy_usage(year, months))
+        body = self.device.energy_usage(year, months)
+        if self.energy_hook is not None:
+            body = self.energy_hook(self.device.mac, body)
+        await self._reply(msg, topic, body)
 
     async def _on_reservation(self, msg: dict[str, Any], topic: str) -> None:
         read = getattr(self.device, "reservation", None)

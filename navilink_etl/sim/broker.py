@@ -13,8 +13,10 @@ import hashlib
 import hmac
 import http
 import logging
+import os
 import random
 import re
+import shutil
 import ssl
 import tempfile
 import time
@@ -210,6 +212,33 @@ class _NaviBroker(Broker):
         return list(self._conns.values())
 
 
+CA_DIR_PREFIX = "navilink-fake-ca-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_ca_dirs(root: Path | None = None) -> int:
+    """Remove CA folders (``navilink-fake-ca-<pid>-*``) of processes that no longer exist, e.g. one
+    killed with SIGKILL; returns how many were removed. Folders of live processes are left alone."""
+    base = Path(root or tempfile.gettempdir())
+    removed = 0
+    for d in base.glob(f"{CA_DIR_PREFIX}*-*"):
+        pid_text = d.name.removeprefix(CA_DIR_PREFIX).split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += not d.exists()
+    return removed
+
+
 class FakeBroker:
     """The fake AWS IoT endpoint: ``await start()``, then point awsiotsdk at ``localhost:port``."""
 
@@ -241,7 +270,8 @@ class FakeBroker:
 
     async def start(self) -> None:
         quiet_amqtt_logs()
-        self._tmp = tempfile.TemporaryDirectory(prefix="navilink-fake-ca-")
+        sweep_stale_ca_dirs()
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"{CA_DIR_PREFIX}{os.getpid()}-")
         ca = trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
         self._ca_file = Path(self._tmp.name) / "fake-navilink-ca.pem"
@@ -265,16 +295,18 @@ class FakeBroker:
         log.info("fake IoT broker listening on wss://%s:%d%s", self._host, self._port, MQTT_PATH)
 
     async def stop(self) -> None:
-        if self._restart_task is not None:
-            self._restart_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._restart_task
-        if self._broker is not None:
-            await self._broker.shutdown()
-            self._broker = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        try:
+            if self._restart_task is not None:
+                self._restart_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._restart_task
+            if self._broker is not None:
+                broker, self._broker = self._broker, None
+                await broker.shutdown()
+        finally:  # the CA folder goes whatever happened above (cancelled, failed shutdown)
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
 
     @property
     def port(self) -> int:

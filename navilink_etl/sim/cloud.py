@@ -21,6 +21,7 @@ from aiohttp import web
 from .agent import DeviceAgent, Latency
 from .broker import FakeBroker
 from .clock import SimClock
+from .hostile import HostileProfile
 from .model import DeviceModel
 from .rest import API_PREFIX, FakeRest, TokenStore
 
@@ -56,7 +57,11 @@ def build_devices(n_devices: int, *, seed: int, start: datetime, timezone: str =
 
 
 class FakeCloud:
-    """REST on ``rest_base_url``, MQTT on ``wss://localhost:<iot_port>/mqtt`` (CA in ``ca_file``)."""
+    """REST on ``rest_base_url``, MQTT on ``wss://localhost:<iot_port>/mqtt`` (CA in ``ca_file``).
+
+    ``hostile=True`` (or a ``HostileProfile``) mixes bad entries and messages into the good ones and
+    records them in ``fc.hostile.ledger`` (``sim/hostile.py``).
+    """
 
     demo_email = DEMO_EMAIL
     demo_password = DEMO_PASSWORD
@@ -79,6 +84,7 @@ class FakeCloud:
         disconnect_on_expiry: bool = True,
         push_interval_s: float = PUSH_INTERVAL_S,
         polling_interval: int = 10,
+        hostile: bool | HostileProfile = False,
     ) -> None:
         self.clock = SimClock(start, speed)
         self.seed = seed
@@ -105,6 +111,9 @@ class FakeCloud:
         self.max_connection_s: float | None = None  # AWS IoT: 24 h
         self.hangups_per_hour = 0.0
         self._fault_rng = random.Random(seed + 1)
+        # the hostile profile: bad entries and messages mixed in, each written to hostile.ledger
+        self.hostile: HostileProfile | None = (
+            hostile if isinstance(hostile, HostileProfile) else HostileProfile() if hostile else None)
 
     # -- lifecycle
 
@@ -133,12 +142,16 @@ class FakeCloud:
         if len(set(macs)) != len(macs):
             raise ValueError("device MAC addresses must be unique")
         rng = random.Random(self.seed)
+        publish = self.broker.publish if self.hostile is None else self._publish_recorded
         for d in self.devices:
             self.agents[d.mac] = DeviceAgent(
-                d, self.clock, self.broker.publish, latency_s=self.latency_s,
+                d, self.clock, publish, latency_s=self.latency_s,
                 rng=random.Random(rng.getrandbits(64)), mirror_pushes=self.mirror_pushes,
             )  # fmt: skip
+        if self.hostile is not None and self.devices:
+            self.agents[self.devices[0].mac].energy_hook = self.hostile.energy_reply
         self.rest = FakeRest(self.devices, self.accounts, self.tokens, self._is_online)
+        self.rest.hostile = self.hostile
         self._runner = web.AppRunner(self.rest.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -152,18 +165,22 @@ class FakeCloud:
                  self.rest_base_url, self.iot_endpoint, self.iot_port, len(self.devices), self.clock.speed)
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        for agent in self.agents.values():
-            await agent.close()
-        await self.broker.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._started = False
+        try:
+            if self._ticker is not None:
+                self._ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._ticker
+                self._ticker = None
+            for agent in self.agents.values():
+                await agent.close()
+        finally:  # the broker owns the temporary CA folder: always stop it
+            try:
+                await self.broker.stop()
+            finally:
+                if self._runner is not None:
+                    runner, self._runner = self._runner, None
+                    await runner.cleanup()
+                self._started = False
 
     async def _tick_loop(self) -> None:
         while True:
@@ -177,6 +194,24 @@ class FakeCloud:
                 await self._connection_faults()
             except Exception:
                 log.exception("connection fault check failed")
+            if self.hostile is not None:
+                try:
+                    await self.hostile.tick(self._push_targets(), self.broker.publish)
+                except Exception:
+                    log.exception("hostile profile tick failed")
+
+    def _push_targets(self) -> list[tuple[str, str, str, str]]:
+        out = []
+        for mac, agent in self.agents.items():
+            target = agent.push_target()
+            if target is not None and not agent.offline:
+                out.append((mac, *target))
+        return out
+
+    async def _publish_recorded(self, topic: str, payload: bytes) -> None:
+        assert self.hostile is not None
+        self.hostile.record_good(topic, payload)
+        await self.broker.publish(topic, payload)
 
     async def _connection_faults(self) -> None:
         if self.disconnect_on_expiry and (n := await self.broker.disconnect_invalid()):

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from ..protocol import DEVICE_LIST_PAGE, DEVICE_TYPE, ConnectionStatus
+from .hostile import HostileProfile
 from .model import DeviceModel
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class FakeRest:
         self.lock_after: int | None = None
         self.bad_tries: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()  # route name -> count (for tests and logs)
+        self.hostile: HostileProfile | None = None  # bad list entries and TOU plans when set
         self.app = self._build_app()
 
     def _build_app(self) -> web.Application:
@@ -325,6 +327,8 @@ class FakeRest:
                                "deviceName": d.device_name, "connected": self._connected(d)},
                 "location": {"state": state, "city": city, "address": f"{100 + d.home_seq % 900} Simulated Way"},
             })  # fmt: skip
+        if self.hostile is not None and len(page) < DEVICE_LIST_PAGE:  # on the last page
+            data.extend(self.hostile.device_list_extras(data or [{"deviceInfo": {"macAddress": "0" * 12}}]))
         return _ok(data)
 
     async def device_info(self, request: web.Request, email: str) -> web.StreamResponse:
@@ -363,7 +367,10 @@ class FakeRest:
         if d is None:
             return _err(404, "NOT_FOUND")
         serial = d.feature().get("controllerSerialNumber") or "56496061BT22230408"
-        return _ok(captured_tou_data(str(serial)))
+        plan = captured_tou_data(str(serial))
+        if self.hostile is not None and self.devices:
+            plan = self.hostile.tou_reply(d.mac, self.devices[0].mac, plan)
+        return _ok(plan)
 
     async def push_token(self, request: web.Request, email: str) -> web.StreamResponse:
         return _ok()  # no "data" key [capture]
