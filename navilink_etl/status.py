@@ -18,11 +18,10 @@ import orjson
 
 from . import physics
 from .errors import PayloadError
-from .fields import BY_KEY, BY_SI, DECODE, DERIVED_BY_SI, FIELDS, HALF, WH_PER_COUNT, Field
+from .fields import BY_KEY, BY_SI, DECODE, DERIVED_BY_SI, FIELDS, HALF, Field
 from .identity import normalize_mac
 from .protocol import Command, DhwMode, Event
 
-__all__ = ["WH_PER_COUNT"]  # re-exported: the energy fields' unit
 
 PARSER_VERSION = 1
 
