@@ -22,7 +22,6 @@ from .fields import BY_KEY, BY_SI, DECODE, DERIVED_BY_SI, FIELDS, HALF, Field
 from .identity import normalize_mac
 from .protocol import Command, DhwMode, Event
 
-
 PARSER_VERSION = 1
 
 # Key sets by firmware, in wire order (the table's order).
