@@ -1,12 +1,5 @@
-"""The heat-pump map (input power and COP vs tank and room temperature): its one home. The simulator
-calls it and the warehouse's ``cop_map`` SQL macro is generated from the same table.
-
-Outside the measured rooms (50 / 67.5 / 95 degF) the map is extrapolated linearly from the
-50-67.5 degF segment down to the lockout room temperature (37 degF: the compressor never runs
-colder) and held at the 95 degF line above 95 degF (no data says it keeps improving). COP never
-drops below 1 (the map's straight lines would at very hot tanks; a heat pump is never worse than
-resistance heat).
-"""
+"""The heat-pump map (input power and COP vs tank and room temperature), its one home: the
+simulator calls it and the warehouse's ``cop_map`` SQL macro is generated from the same table."""
 
 from __future__ import annotations
 
@@ -16,12 +9,16 @@ HP_LOCKOUT_F = 37.0  # below this room temperature the heat pump is locked out (
 COP_FLOOR = 1.0
 
 # Per room temperature (degF): input W = a + b*T, COP = c + d*T, T = tank temperature in degF
-# (65-gal class). ANALYTICS section 3.
+# (65-gal class).
 HP_MAP: tuple[tuple[float, float, float, float, float], ...] = (
     (50.0, 126.9, 2.215, 6.931, -0.03395),
     (67.5, 116.6, 2.467, 8.833, -0.04431),
     (95.0, 100.4, 2.863, 11.822, -0.06059),
 )
+# Outside the measured rooms, on purpose: below 50 degF the 50-67.5 degF segment is extrapolated
+# linearly down to the lockout (the compressor never runs colder), above 95 degF the 95 degF line
+# holds (no data says it keeps improving), and COP never drops below 1 (the straight lines would at
+# very hot tanks; a heat pump is never worse than resistance heat).
 AMBIENT_MIN_F = HP_LOCKOUT_F
 AMBIENT_MAX_F = HP_MAP[-1][0]
 

@@ -1,9 +1,6 @@
-"""Raw NaviLink wire messages -> typed records, checked against the field table (``fields.py``).
-
-Every known status value must be an integer within its field's raw range; raw values are kept
-losslessly next to everything derived, with ``PARSER_VERSION``, so history can be re-derived when a
-meaning changes. Anything returned here can be stored (no value overflows an Int64 column).
-"""
+"""Raw NaviLink wire messages -> typed records, every value range-checked against the field table
+(``fields.py``) so anything returned can be stored; raw values are kept losslessly, with
+``PARSER_VERSION``, so history can be re-derived when a meaning changes."""
 
 from __future__ import annotations
 
