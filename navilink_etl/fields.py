@@ -240,6 +240,27 @@ def decode(key: str, raw: int | None) -> Any:
     return None if raw is None else DECODE[BY_KEY[key].encoding](raw)
 
 
+# decoded value -> raw int (the simulator's and the CSV importer's direction); None stays None
+_ENCODE: dict[Encoding, Callable[[Any], int]] = {
+    Encoding.RAW: int,
+    Encoding.WATTS: round,
+    Encoding.HALF_C: lambda v: round(v * HALF),
+    Encoding.DECI_C: lambda v: round(v * DECI),
+    Encoding.DECI_K: lambda v: round(v * DECI),
+    Encoding.DECI: lambda v: round(v * DECI),
+    Encoding.FLAG: lambda v: 2 if v else 1,
+    Encoding.WH4: lambda v: round(v / WH_PER_COUNT),
+}
+
+
+def encode(key: str, value: Any) -> int | None:
+    """The raw wire value of a decoded one (rounded to the wire's step; a flag's None is 0)."""
+    enc = BY_KEY[key].encoding
+    if value is None:
+        return 0 if enc is Encoding.FLAG else None
+    return _ENCODE[enc](value)
+
+
 def sql_expr(si: str, table: str = "d") -> str:
     """The SQL expression of SI column ``si`` over the raw columns of ``table``."""
     if si in DERIVED_BY_SI:

@@ -79,3 +79,13 @@ def test_render_replaces_a_stale_block() -> None:
     sql = fields.stg_status_path().read_text(encoding="utf-8")
     stale = sql.replace('d."tankUpperTemperature" / 10 as tank_upper_c', 'd."tankUpperTemperature" / 2 as tank_upper_c')
     assert stale != sql and fields.render_stg_status(stale) == sql
+
+
+def test_encode_inverts_decode_for_every_field() -> None:
+    for f in FIELDS:
+        for raw in {f.lo, f.hi, max(f.lo, min(f.hi, 1)), max(f.lo, min(f.hi, 2)), (f.lo + f.hi) // 2}:
+            if f.encoding is Encoding.FLAG and raw not in (1, 2):
+                continue  # unknown codes all decode to None, which encodes as 0
+            assert fields.encode(f.key, fields.decode(f.key, raw)) == raw, (f.key, raw)
+    assert fields.encode("compUse", None) == 0 and fields.encode("tankUpperTemperature", None) is None
+    assert fields.encode("dhwTemperatureSetting", 60.4) == 121  # rounded to the half-degree step
