@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from . import cop, physics
 from .config import NaviLinkConfig
 from .errors import StoreError
 
@@ -104,17 +105,9 @@ DEFAULTS: dict[str, float] = {
 }
 
 
-# Scalar macros the views share (DDL stays in Python; the views stay plain SELECTs).
-MACROS: dict[str, str] = {
-    # ANALYTICS.md 3: heat-pump COP of the 65-gal class vs tank temperature T (degF), at 50 / 67.5 /
-    # 95 degF ambient, interpolated in ambient and clamped to that span. Arguments in degC.
-    "cop_map_f": """(t, a) AS CASE WHEN a <= 67.5
-        THEN (1 - (a - 50) / 17.5) * (6.931 - 0.03395 * t) + (a - 50) / 17.5 * (8.833 - 0.04431 * t)
-        ELSE (1 - (a - 67.5) / 27.5) * (8.833 - 0.04431 * t)
-             + (a - 67.5) / 27.5 * (11.822 - 0.06059 * t) END""",
-    "cop_map": """(tank_c, ambient_c) AS
-        cop_map_f(tank_c * 1.8 + 32, least(greatest(ambient_c * 1.8 + 32, 50.0), 95.0))""",
-}
+# Scalar macros the views share (DDL stays in Python; the views stay plain SELECTs): generated from
+# the Python homes of the unit constants and the heat-pump COP map.
+MACROS: dict[str, str] = {**physics.sql_macros(), **cop.sql_macros()}
 
 
 def _polars_to_duckdb(dtype: Any) -> str:

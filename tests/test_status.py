@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from navilink_etl.errors import PayloadError
+from navilink_etl.fields import BY_KEY
 from navilink_etl.protocol import DhwMode
 from navilink_etl.status import (
     KNOWN_KEYS,
     NEWER_FIRMWARE_KEYS,
     STATUS_KEYS_2025_09,
+    UNKNOWN_MARKERS,
     MessageKind,
     parse_energy,
     parse_message,
@@ -190,7 +192,14 @@ def test_mutated_status_objects_either_parse_or_raise_payload_error(overrides: d
         assert str(exc)
     else:
         for k, v in overrides.items():
-            if k in KNOWN_KEYS:
+            if k not in KNOWN_KEYS:
+                continue
+            f = BY_KEY[k]
+            if v is None:  # JSON null: as if absent
+                assert st_.raw[k] is None and not f.required
+            elif type(v) is int and not f.lo <= v <= f.hi:  # an "unknown" marker: None, raw kept
+                assert v in UNKNOWN_MARKERS and st_.raw[k] is None and st_.raw.unknown[k] == v
+            else:
                 assert st_.raw[k] == v and type(v) is int
 
 

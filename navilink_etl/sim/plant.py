@@ -1,5 +1,5 @@
-"""NWP500 physics: a 12-node stratified tank (plug-flow draws, standby loss, inversion mixing),
-the heat pump's input power and COP map, and the two resistance elements.
+"""NWP500 physics: a 12-node stratified tank (plug-flow draws, standby loss, inversion mixing) and
+the two resistance elements; the heat pump's input power and COP come from ``navilink_etl.cop``.
 
 Pure-Python floats over 12 nodes (faster than numpy at this size); every step returns its
 energies so the caller's ledger closes exactly: heat in - loss - draw = change in stored energy.
@@ -11,42 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-WH_PER_L_K = 1.163
+from ..cop import HP_LOCKOUT_F, hp_performance
+from ..physics import WH_PER_L_K, c_to_f
+
 WATER_L = {50: 189.2, 65: 241.7, 80: 302.8}
 UA_W_PER_K = {50: 1.9, 65: 2.1, 80: 2.5}
 ELEMENT_W = {240: 5000.0, 208: 3755.0}
-HP_LOCKOUT_F = 37.0
 
-# Heat-pump map (65-gal class), per room temperature in degF: input W = a + b*T, COP = c + d*T,
-# T = tank (condenser-zone) temperature in degF. ANALYTICS.md section 3.
-_HP_MAP: tuple[tuple[float, float, float, float, float], ...] = (
-    (50.0, 126.9, 2.215, 6.931, -0.03395),
-    (67.5, 116.6, 2.467, 8.833, -0.04431),
-    (95.0, 100.4, 2.863, 11.822, -0.06059),
-)
-
-
-def c_to_f(c: float) -> float:
-    return c * 1.8 + 32.0
-
-
-def _map_coeffs(amb_f: float) -> tuple[float, float, float, float]:
-    """Map coefficients interpolated in room temperature (linear extrapolation below 50 F,
-    clamped above 95 F)."""
-    m = _HP_MAP
-    if amb_f >= m[-1][0]:
-        return m[-1][1:]
-    lo, hi = (m[0], m[1]) if amb_f < m[1][0] else (m[1], m[2])
-    f = (amb_f - lo[0]) / (hi[0] - lo[0])
-    return (lo[1] + f * (hi[1] - lo[1]), lo[2] + f * (hi[2] - lo[2]),
-            lo[3] + f * (hi[3] - lo[3]), lo[4] + f * (hi[4] - lo[4]))
-
-
-def hp_performance(tank_c: float, ambient_c: float) -> tuple[float, float]:
-    """(electrical input W incl. the fan, COP) with the compressor running."""
-    a, b, c, d = _map_coeffs(c_to_f(ambient_c))
-    t_f = c_to_f(tank_c)
-    return a + b * t_f, max(1.0, c + d * t_f)
+# The heat-pump map, the lockout and the unit constants have their own homes (re-exported here
+# for the simulator's modules).
+__all__ = ["ELEMENT_W", "HP_LOCKOUT_F", "UA_W_PER_K", "WATER_L", "WH_PER_L_K", "Tank", "TankSpec",
+           "c_to_f", "hp_performance"]
 
 
 @dataclass(frozen=True, slots=True)
