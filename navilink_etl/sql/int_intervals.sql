@@ -4,24 +4,26 @@
 -- split in two, so every piece belongs to one local day. segment_id counts the long gaps (missing
 -- time longer than the cap itself, e.g. an outage) before the piece; after_gap marks a piece that
 -- follows one.
--- Inputs: stg_status, settings. Units: s, W, Wh, degC.
+-- Inputs: stg_status, settings. Units: s, W, Wh, degC. A view: computed when read.
 --
 -- Power alignment (ANALYTICS.md 2): currentInstPower lags the relay flags by one message, so the
 -- interval that starts at sample k is integrated with the power reported by sample k+1
--- (power_source 'next'). When that reading's class (idle < idle_max_w <= compressor <
--- element_min_w <= element) disagrees with sample k's relay flags, or the next sample lies beyond
--- the gap cap, sample k's own reading is used if it agrees ('own'), else the rated power ('rated').
+-- (aligned_power_w, power_source 'next'; the sample's own reading is reported_power_w). When that
+-- reading's class (idle < idle_max_w <= compressor < element_min_w <= element) disagrees with
+-- sample k's relay flags, or the next sample lies beyond the gap cap, sample k's own reading is
+-- used if it agrees ('own'), else the rated power ('rated').
 -- Attribution: the controls' floor (settings.standby_floor_w, ~1 W) is always standby; with a heat
 -- source on, the rest goes to the compressor (compressor-only time) or the element, minus the
 -- compressor share (its latest compressor-only power) when both run; with none on, all of the
 -- power is standby (controls, fan/EEV pre-run). Unknown flags (wire 0) are inferred from the
 -- power class.
--- Run keys for the views downstream (one running count each, so they need no window of their own;
--- a key is constant within a run and differs between runs of a device): active_run (int_cycle_pieces:
--- runs of a heat source or heating demand, broken by a long gap), quiet_run (standby_loss: runs of
--- quiet pieces), op_run / dhw_run (mode_cycles: 1, 2, ... per change of operationMode / DHW mode),
--- draw_seq (draws: 1, 2, ... per start of dhwUse). All are counted per sample: the two pieces of a
--- sample split at midnight share every flag.
+-- Run keys for the models downstream (one running count each, so they need no window of their
+-- own; a key is constant within a run and differs between runs of a device): active_run
+-- (int_cycle_pieces: runs of a heat source or heating demand, broken by a long gap), quiet_run
+-- (int_standby_windows), op_run / dhw_run (int_mode_fragments: per change of operationMode / DHW
+-- mode), draw_seq (int_draw_base: per start of dhwUse). They count from the first sample read (a
+-- refresh reads a window of days), so they identify runs but never number them: the marts do.
+-- All are counted per sample: the two pieces of a sample split at midnight share every flag.
 with
 
 samples as (
@@ -95,15 +97,14 @@ powered as (
 
 aligned as (
     select
-        p.* exclude (power_w),
-        p.power_w as reported_power_w,
+        p.* rename (power_w as reported_power_w),
         case when not p.capped and p.next_class = p.flag_class then p.next_power_w
              when p.own_class = p.flag_class then p.power_w
              when p.flag_class = 2
                  then st.rated_element_w + (case when p.compressor_running
                                                   then st.rated_compressor_w else 0 end)
              when p.flag_class = 1 then st.rated_compressor_w
-             else least(coalesce(p.power_w, 1.0), st.idle_max_w) end as power_w,
+             else least(coalesce(p.power_w, 1.0), st.idle_max_w) end as aligned_power_w,
         case when not p.capped and p.next_class = p.flag_class then 'next'
              when p.own_class = p.flag_class then 'own'
              else 'rated' end as power_source
@@ -116,7 +117,7 @@ running as (
         a.*,
         coalesce(last_value(
             case when a.compressor_running and not a.element_on
-                 then a.power_w - st.standby_floor_w end ignore nulls
+                 then a.aligned_power_w - st.standby_floor_w end ignore nulls
         ) over w, 0) as last_compressor_w,
         -- long gaps before this sample: every sample after one but the first starts a segment
         sum(cast(a.after_gap and a.prev_at is not null as integer)) over w as segment_id,
@@ -151,10 +152,10 @@ attributed as (
         r.*,
         case when r.compressor_running and r.element_on
                  then least(coalesce(nullif(r.last_compressor_w, 0), st.rated_compressor_w),
-                            greatest(r.power_w - st.standby_floor_w, 0))
-             when r.compressor_running then greatest(r.power_w - st.standby_floor_w, 0)
+                            greatest(r.aligned_power_w - st.standby_floor_w, 0))
+             when r.compressor_running then greatest(r.aligned_power_w - st.standby_floor_w, 0)
              else 0.0 end as compressor_w,
-        case when r.heating_on then least(st.standby_floor_w, r.power_w) end as heating_floor_w,
+        case when r.heating_on then least(st.standby_floor_w, r.aligned_power_w) end as heating_floor_w,
         timezone(st.timezone, cast(r.local_day + 1 as timestamp)) as day_end_utc
     from running as r
     cross join settings as st
@@ -211,12 +212,12 @@ final as (
         coalesce(drawing, false) as drawing,
         coalesce(anti_legionella_active, false) as anti_legionella_active,
         reported_power_w,
-        power_w,
+        aligned_power_w,
         power_source,
         compressor_w,
-        case when element_on then power_w - heating_floor_w - compressor_w else 0.0 end
+        case when element_on then aligned_power_w - heating_floor_w - compressor_w else 0.0 end
             as element_w,
-        case when heating_on then heating_floor_w else power_w end as standby_w,
+        case when heating_on then heating_floor_w else aligned_power_w end as standby_w,
         last_draw_end,
         disturbed_before,
         excess_kh_before,
@@ -234,5 +235,5 @@ select
     compressor_w * duration_s / 3600.0 as compressor_wh,
     element_w * duration_s / 3600.0 as element_wh,
     standby_w * duration_s / 3600.0 as standby_wh,
-    power_w * duration_s / 3600.0 as total_wh
+    aligned_power_w * duration_s / 3600.0 as total_wh
 from final
