@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
@@ -16,6 +16,11 @@ import polars as pl
 from . import marts
 from .config import NaviLinkConfig
 from .errors import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .refresh import RefreshResult
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -229,9 +234,10 @@ def is_current(path: Path, config: NaviLinkConfig | None) -> bool:
         config is None or stored[1] == settings_fingerprint(config))
 
 
-def refresh(config: NaviLinkConfig, *, full: bool = False, progress: Any = None) -> Any:
-    """Bring the stored tables up to date with the data folder and publish the file atomically;
-    returns a ``refresh.RefreshResult``. See ``navilink_etl.refresh``."""
+def refresh(config: NaviLinkConfig, *, full: bool = False,
+            progress: Callable[[str], None] | None = None) -> RefreshResult:
+    """Bring the stored tables up to date with the data folder (only the device-days whose files
+    changed, unless ``full``) and publish the file atomically. See ``navilink_etl.refresh``."""
     from .refresh import run
 
     return run(config, full=full, progress=progress)
