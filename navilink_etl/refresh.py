@@ -44,14 +44,19 @@ class RefreshResult:
 
 @dataclass
 class _Scope:
-    """What one device needs recomputed: samples from ``read_from``, rows from ``replace_from``
-    (None: the device's whole history)."""
+    """What one device needs recomputed: samples from ``read_from``, rows from the local day
+    ``replace_from`` on (both None: the device's whole history)."""
 
     device: str
-    read_from: date | None
+    read_from: datetime | None
     replace_from: date | None
     files: list[str]
     size: int
+
+
+# A refresh reads this much before the first replaced local day (and at least the sample before
+# it): the previous sample, the 15 min draw context and the 3 h outlet estimate of draws fit in it.
+CONTEXT = timedelta(hours=6)
 
 
 # --- the manifest: raw files per device-day -----------------------------------------------------
@@ -169,35 +174,53 @@ def _local_midnight_utc(day: date, tz: str) -> datetime:
     return datetime.combine(day, datetime.min.time(), ZoneInfo(tz)).astimezone(UTC)
 
 
-def _incremental_scope(con: duckdb.DuckDBPyConnection, device: str, first_changed: date,
-                       tz: str) -> tuple[date | None, date | None]:
-    """(read_from, replace_from) for a device whose files changed from UTC date ``first_changed``.
+def _first_changed(con: duckdb.DuckDBPyConnection, data_dir: Path,
+                   changed: pl.DataFrame) -> dict[str, datetime]:
+    """Per device, the earliest instant whose samples changed: the first sample of each new or
+    modified file; for a removed file, the start of the UTC day before its date."""
+    out: dict[str, datetime] = {}
+    status = changed.filter(pl.col("dataset") == "status")
+    present = [p for p in status["path"].unique().to_list() if (data_dir / p).exists()]
+    if present:
+        for dev, first in con.execute(
+                "SELECT device, min(received_at) FROM read_parquet(?, hive_partitioning = false, "
+                "union_by_name = true) GROUP BY device",
+                [[str(data_dir / p) for p in present]]).fetchall():
+            out[dev] = first
+    for row in status.filter(~pl.col("path").is_in(present)).iter_rows(named=True):
+        gone = datetime.combine(row["day"] - timedelta(days=1), datetime.min.time(), UTC)
+        out[row["device"]] = min(out.get(row["device"], gone), gone)
+    return out
 
-    Rows change from the last local day with samples before the change on (its last interval
+
+def _incremental_scope(con: duckdb.DuckDBPyConnection, device: str, since: datetime,
+                       tz: str) -> tuple[datetime | None, date | None]:
+    """(read_from, replace_from) for a device whose samples changed from ``since`` on.
+
+    Rows change from the local day holding the last stored sample before ``since`` (its interval
     reaches the new samples), and earlier for any stored event that reaches into that day (a
-    cycle or standby window crossing midnight, a cycle whose end state is not settled yet); one
-    more earlier day with samples is read as context (previous sample, 3 h outlet estimate).
+    cycle or standby window crossing midnight, a cycle whose end state has not settled yet). The
+    samples are read from ``CONTEXT`` before that day, and at least from the sample before it.
     """
-    changed = first_changed - timedelta(days=1)  # a UTC date holds parts of two local days
-
-    def last_day_before(day: date) -> date | None:
-        row = con.execute("SELECT max(local_day) FROM main.int_day_energy WHERE device = ? AND "
-                          "local_day < ? AND samples > 0", [device, day]).fetchall()
-        return row[0][0] if row else None
-
-    prev = last_day_before(changed)
-    if prev is None:
+    row = con.execute("SELECT max(local_day) FROM main.int_day_energy WHERE device = ? AND "
+                      "first_sample_at < ?", [device, since]).fetchall()
+    start: date | None = row[0][0] if row else None
+    if start is None:
         return None, None
-    start = prev
-    since = _local_midnight_utc(prev, tz)
+    midnight = _local_midnight_utc(start, tz)
     for m in marts.of_keep("days"):
         if m.context_end is None:
             continue
         row = con.execute(f"SELECT min({m.day_column}) FROM main.{m.name} WHERE device = ? AND "
-                          f"{m.context_end} >= ?", [device, since]).fetchall()
+                          f"{m.context_end} >= ?", [device, midnight]).fetchall()
         if row and row[0][0] is not None:
             start = min(start, row[0][0])
-    return last_day_before(start), start
+    read_from = _local_midnight_utc(start, tz) - CONTEXT
+    row = con.execute("SELECT max(last_sample_at) FROM main.int_day_energy WHERE device = ? AND "
+                      "local_day < ?", [device, start]).fetchall()
+    if row and row[0][0] is not None:
+        read_from = min(read_from, row[0][0])
+    return read_from, start
 
 
 def _scopes(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, changed: pl.DataFrame | None,
@@ -206,23 +229,22 @@ def _scopes(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, changed: pl.Dat
     status = files.filter(pl.col("dataset") == "status")
     loose = [str(data_dir / p) for p in status.filter(pl.col("device").is_null())["path"]]
     if changed is None:
-        firsts: dict[str, date | None] = dict.fromkeys(status["device"].drop_nulls().unique())
+        firsts: dict[str, datetime | None] = dict.fromkeys(status["device"].drop_nulls().unique())
         if loose:  # files outside device=<mac> folders: read with every device, filtered by it
             firsts.update(dict.fromkeys(r[0] for r in con.execute(
                 "SELECT DISTINCT device FROM read_parquet(?, hive_partitioning = false, "
                 "union_by_name = true) WHERE device IS NOT NULL", [loose]).fetchall()))
     else:
-        ch = changed.filter(pl.col("dataset") == "status").group_by("device").agg(
-            pl.col("day").min())
-        firsts = dict(zip(ch["device"].to_list(), ch["day"].to_list(), strict=True))
+        firsts = dict(_first_changed(con, data_dir, changed))
     out = []
-    for device, first in sorted(firsts.items()):
-        read_from = replace_from = None
-        if first is not None:
-            read_from, replace_from = _incremental_scope(con, device, first, tz)
+    for device, since in sorted(firsts.items()):
+        read_from: datetime | None = None
+        replace_from: date | None = None
+        if since is not None:
+            read_from, replace_from = _incremental_scope(con, device, since, tz)
         mine = status.filter(pl.col("device") == device)
-        if read_from is not None:
-            mine = mine.filter(pl.col("day") >= read_from - timedelta(days=1))
+        if read_from is not None:  # the store's date folders are UTC days
+            mine = mine.filter(pl.col("day") >= read_from.astimezone(UTC).date())
         out.append(_Scope(device, read_from, replace_from,
                           [str(data_dir / p) for p in mine["path"].to_list()] + loose,
                           int(mine["size"].sum())))
@@ -249,16 +271,25 @@ def _refresh_days(con: duckdb.DuckDBPyConnection, data_dir: Path, batch: list[_S
     con.execute("CREATE OR REPLACE TEMP VIEW src_status AS "
                 + warehouse.source_sql(data_dir, glob, dataset, files=files))
     scope = pl.DataFrame({"device": [s.device for s in batch],
+                          "read_from": [s.read_from for s in batch],
                           "replace_from": [s.replace_from for s in batch]},
-                         schema={"device": pl.String, "replace_from": pl.Date})
+                         schema={"device": pl.String, "read_from": pl.Datetime("us", "UTC"),
+                                 "replace_from": pl.Date})
     con.register("_scope_df", scope)
     con.execute("CREATE OR REPLACE TEMP TABLE _scope AS SELECT * FROM _scope_df")
     con.unregister("_scope_df")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE int_intervals AS SELECT * FROM {cat}.main.int_intervals "
-                "WHERE device IN (SELECT device FROM _scope)")
+    # the scope's samples: its devices, from read_from on (after deduplication)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW stg_status AS SELECT t.* FROM {cat}.main.stg_status "
+                "AS t JOIN _scope AS s ON t.device = s.device "
+                "WHERE s.read_from IS NULL OR t.received_at >= s.read_from")
+    t = time.perf_counter()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE int_intervals AS SELECT * FROM {cat}.main.int_intervals")
+    log.debug("int_intervals: %.2f s", time.perf_counter() - t)
     rows = 0
     for m in marts.of_keep("days"):
+        t = time.perf_counter()
         con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {warehouse.model_sql(m.name)}")
+        log.debug("%s: %.2f s", m.name, time.perf_counter() - t)
         keep = (f"s.replace_from IS NULL OR t.{m.day_column} >= s.replace_from")
         con.execute(f"DELETE FROM {cat}.main.{m.name} AS t USING _scope AS s "
                     f"WHERE t.device = s.device AND ({keep})")
@@ -267,6 +298,7 @@ def _refresh_days(con: duckdb.DuckDBPyConnection, data_dir: Path, batch: list[_S
         rows += int(n[0][0]) if n else 0
     con.execute("DROP TABLE _new")
     con.execute("DROP TABLE temp.main.int_intervals")
+    con.execute("DROP VIEW temp.main.stg_status")
     con.execute("DROP TABLE _scope")
     con.execute("DROP VIEW temp.main.src_status")
     return rows
@@ -285,7 +317,9 @@ def _refresh_devices(con: duckdb.DuckDBPyConnection, devices: list[str] | None) 
                         "WHERE device IN (SELECT device FROM _devices)")
     rows = 0
     for m in marts.of_keep("device"):
+        t = time.perf_counter()
         con.execute(f"CREATE OR REPLACE TEMP TABLE {m.name} AS {warehouse.model_sql(m.name)}")
+        log.debug("%s: %.2f s", m.name, time.perf_counter() - t)
         if not m.stored:
             continue
         if devices is None:

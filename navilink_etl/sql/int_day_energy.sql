@@ -1,7 +1,8 @@
 -- int_day_energy: one row per device per local day with pieces or gaps: electricity by source
 -- integrated from the pieces, observed seconds, samples, gap seconds (int_gaps) and the day's cost
 -- under settings.tariff (int_energy_slots; priced_wh is the energy a price covered). Stored, keyed
--- by local_day; covered_s is NULL on a day with gaps only (an outage).
+-- by local_day; covered_s is NULL on a day with gaps only (an outage). first_ / last_sample_at
+-- bound the day's samples (a refresh finds where new samples join the stored ones).
 -- Inputs: int_intervals, int_gaps, int_energy_slots. Units: Wh, s, $.
 with
 
@@ -28,7 +29,9 @@ integrated as (
         sum(duration_s) as covered_s,
         sum(duration_s) filter (where compressor_on) as compressor_s,
         sum(duration_s) filter (where element_on) as element_s,
-        count(*) filter (where interval_start = sample_at) as samples
+        count(*) filter (where interval_start = sample_at) as samples,
+        min(sample_at) filter (where interval_start = sample_at) as first_sample_at,
+        max(sample_at) filter (where interval_start = sample_at) as last_sample_at
     from pieces
     group by device, local_day
 ),
