@@ -351,7 +351,7 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
     with _writer_lock(data_dir):
         result = RefreshResult(path=path, full=full)
         sql_fp, settings_fp = warehouse.sql_fingerprint(), warehouse.settings_fingerprint(config)
-        stored = warehouse._stored_fingerprints(path) if path.exists() else None
+        stored = warehouse.stored_fingerprints(path) if path.exists() else None
         if not full:
             if stored is None:
                 result.reasons.append("no warehouse yet" if not path.exists() else

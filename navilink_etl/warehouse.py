@@ -208,7 +208,7 @@ def settings_fingerprint(config: NaviLinkConfig) -> str:
         con.close()
 
 
-def _stored_fingerprints(path: Path) -> tuple[str, str] | None:
+def stored_fingerprints(path: Path) -> tuple[str, str] | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
@@ -227,7 +227,7 @@ def is_current(path: Path, config: NaviLinkConfig | None) -> bool:
     """Whether ``path`` exists and holds the current SQL's tables (and ``config``'s settings)."""
     if not path.exists():
         return False
-    stored = _stored_fingerprints(path)
+    stored = stored_fingerprints(path)
     if stored is None:
         return False
     return stored[0] == sql_fingerprint() and (
