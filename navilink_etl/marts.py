@@ -33,6 +33,7 @@ MODELS: tuple[Model, ...] = (
     Model("stg_status", "device + status sample", "view"),
     Model("stg_energy_daily", "device + day of the device's own history", "view"),
     Model("stg_events", "collector event", "view"),
+    Model("int_aligned_samples", "device + status sample with a next one", "view"),
     Model("int_intervals", "device + sample interval (piece)", "view"),
     Model("int_gaps", "device + local day + gap", "view"),
     Model("int_cycle_pieces", "device + piece inside a heating cycle", "view"),
