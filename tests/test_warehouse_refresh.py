@@ -218,3 +218,20 @@ def test_a_reader_in_a_loop_never_fails_nor_sees_half_a_refresh(tmp_path: Path) 
     assert len(reads) > 10
     assert not [r for r in reads if not r.startswith("ok ")], reads[:3]
     assert {r[3:] for r in reads} <= states
+
+
+def test_cli_refresh_and_its_views_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from navilink_etl.cli import app
+    from tests.golden.builders import status_rows, write_status
+
+    write_status(tmp_path, status_rows("aabbccddeeff", [(i * 30, {}) for i in range(20)]))
+    monkeypatch.setenv("NAVILINK_DATA_DIR", str(tmp_path))
+    first = CliRunner().invoke(app, ["refresh"])
+    assert first.exit_code == 0, first.output
+    assert "rebuilt (no warehouse yet)" in first.output and "1 device-days" in first.output
+    again = CliRunner().invoke(app, ["views"])
+    assert again.exit_code == 0 and "refreshed" in again.output and "0 device-days" in again.output
+    full = CliRunner().invoke(app, ["refresh", "--full"])
+    assert full.exit_code == 0 and "rebuilt (--full)" in full.output
