@@ -375,6 +375,9 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
             con.execute("SET temp_directory = ?", [str(tmp)])
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             con.execute("SET preserve_insertion_order = false")
+            # An ASOF join whose left side looks small runs as a nested loop over every row of the
+            # right side (int_cycle_base: cycles x samples); the sort-merge join is 5-7x faster.
+            con.execute("SET asof_loop_join_threshold = 0")
             if result.full:
                 say("creating the warehouse's tables")
                 _create_schema(con, config, data_dir)
