@@ -378,6 +378,7 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
             # An ASOF join whose left side looks small runs as a nested loop over every row of the
             # right side (int_cycle_base: cycles x samples); the sort-merge join is 5-7x faster.
             con.execute("SET asof_loop_join_threshold = 0")
+            con.execute("SET enable_progress_bar = false")  # progress goes through ``progress``
             if result.full:
                 say("creating the warehouse's tables")
                 _create_schema(con, config, data_dir)
