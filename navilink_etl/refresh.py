@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -378,7 +378,8 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
             # An ASOF join whose left side looks small runs as a nested loop over every row of the
             # right side (int_cycle_base: cycles x samples); the sort-merge join is 5-7x faster.
             con.execute("SET asof_loop_join_threshold = 0")
-            con.execute("SET enable_progress_bar = false")  # progress goes through ``progress``
+            with suppress(duckdb.Error):  # in Jupyter DuckDB refuses to touch its progress bar
+                con.execute("SET enable_progress_bar = false")  # progress: the callback's
             if result.full:
                 say("creating the warehouse's tables")
                 _create_schema(con, config, data_dir)
