@@ -1,118 +1,166 @@
-"""Warehouse benchmark: build every view and read every mart over N device-years at a 30 s poll.
+"""Warehouse benchmark: full build vs one DuckDB scan, incremental refresh, a small fleet.
 
-Usage: .venv/bin/python bench/bench_warehouse.py [--device-years 1] [--days 4] [--keep DIR]
+Usage: .venv/bin/python bench/bench_warehouse.py [--days 365] [--fleet 5] [--fleet-days 60]
+       [--keep DIR]
 
-The status data comes from the simulator for ``--days`` days per device (or is reused from
-``--keep``) and is tiled in time to fill a year per device, so the benchmark measures the warehouse,
-not the simulator. ``build_s`` includes computing and storing every mart (``warehouse.build``);
-the marts are then read from the stored tables. Prints wall time, peak RSS, rows and bytes on disk
-per stored sample (Parquet and warehouse.duckdb).
+Simulates one device for ``--days`` at a 30 s poll (5 % loss, a weekly outage) and a fleet of
+``--fleet`` devices for ``--fleet-days``, then measures in one run: one full DuckDB scan of the
+status Parquet; ``refresh(full=True)``; a refresh after the last UTC day's files appear (held
+back from the full build); a refresh with nothing new; reading every mart with a plain DuckDB
+client. Prints the numbers, ratios and an extrapolation, and writes bench/results/warehouse.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import polars as pl
+import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from navilink_etl import warehouse
+from navilink_etl import marts, warehouse
 from navilink_etl.config import NaviLinkConfig
 
 
-def _seed_days(src: Path, days: int) -> Path:
-    """A few simulated device-days to tile (the simulator's fast path)."""
+def _simulate(data: Path, devices: int, days: float, seed: int) -> None:
     from navilink_etl.sim.simulate import simulate
 
-    simulate(src, devices=1, days=days, interval_s=30, seed=7, loss=0.05, outage_per_week=True)
-    return src
-
-
-def tile(seed_dir: Path, out: Path, device_years: int, days: int) -> int:
-    """Repeat the seed's status rows in time (and over devices) to fill ``device_years``."""
-    base = pl.read_parquet(seed_dir / "status" / "**" / "*.parquet", hive_partitioning=False)
-    first = base["device"][0]
-    base = base.filter(pl.col("device") == first)
-    t0 = base["received_at"].min()
-    base = base.filter(pl.col("received_at") < t0 + timedelta(days=days))
-    reps = -(-365 // days)
-    total = 0
-    for d in range(device_years):
-        mac = f"b0{d:010x}"
-        for r in range(reps):
-            shift = timedelta(days=days * r)
-            part = base.with_columns(
-                (pl.col("received_at") + shift).alias("received_at"),
-                pl.lit(mac).alias("device"),
-                (pl.col("content_hash") + f"-{r}").alias("content_hash"),
-            ).with_columns(pl.col("received_at").dt.date().alias("date"))
-            part = part.filter(pl.col("received_at") < t0 + timedelta(days=365))
-            for (day,), g in part.group_by("date"):
-                folder = out / "status" / f"device={mac}" / f"date={day}"
-                folder.mkdir(parents=True, exist_ok=True)
-                g.write_parquet(folder / "part-0.parquet", compression="zstd")
-            total += part.height
-    return total
-
-
-def run(data_dir: Path, threads: int, memory_limit: str | None) -> dict[str, float]:
-    """Build, open with the heavy intermediates materialized, read every mart in full."""
-    cfg = NaviLinkConfig(data_dir=data_dir, polling_interval=30, timezone="America/Los_Angeles")
     t = time.perf_counter()
-    warehouse.build(cfg)
-    built = time.perf_counter() - t
-    con = warehouse.connect(cfg)
-    if threads:
-        con.execute(f"SET threads = {threads}")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    warehouse.materialize_intermediates(con)
-    opened = time.perf_counter() - t
-    out: dict[str, float] = {"build_s": built, "connect_materialize_s": opened - built}
-    for mart in warehouse.MARTS:
-        t1 = time.perf_counter()
-        out[f"rows_{mart}"] = con.sql(f"select * from {mart}").pl().height
-        out[f"s_{mart}"] = time.perf_counter() - t1
+    res = simulate(data, devices=devices, days=days, interval_s=30, seed=seed, loss=0.05,
+                   outage_per_week=True)
+    print(f"simulated {res.samples:,} samples ({devices} x {days} days) in "
+          f"{time.perf_counter() - t:.0f} s", flush=True)
+
+
+def _scan_s(data: Path) -> float:
+    """One full DuckDB scan: every column of every status file read and decoded (max of each)."""
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute("SELECT max(COLUMNS(*)) FROM read_parquet(?, union_by_name = true, "
+                "hive_partitioning = false)", [str(data / "status" / "**" / "*.parquet")]).fetchall()
+    took = time.perf_counter() - t
     con.close()
-    out["total_s"] = time.perf_counter() - t
-    out["warehouse_bytes"] = float((data_dir / warehouse.WAREHOUSE_FILE).stat().st_size)
+    return took
+
+
+def _hold_back_last_day(data: Path, aside: Path) -> int:
+    """Move each device's last UTC day partition to ``aside``; returns the partitions moved."""
+    moved = 0
+    for dev in sorted((data / "status").glob("device=*")):
+        last = max(dev.glob("date=*"))
+        target = aside / last.relative_to(data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(last), str(target))
+        moved += 1
+    return moved
+
+
+def _restore(data: Path, aside: Path) -> None:
+    for part in sorted(aside.glob("status/device=*/date=*")):
+        shutil.move(str(part), str(data / part.relative_to(aside)))
+
+
+def _samples(data: Path) -> int:
+    con = duckdb.connect()
+    n = con.execute("SELECT count(*) FROM read_parquet(?)",
+                    [str(data / "status" / "**" / "*.parquet")]).fetchall()[0][0]
+    con.close()
+    return int(n)
+
+
+def _read_marts_s(data: Path) -> tuple[float, int]:
+    """A plain client (no project code, another working folder) reads every mart in full."""
+    cwd = os.getcwd()
+    os.chdir(tempfile.gettempdir())
+    try:
+        t = time.perf_counter()
+        con = duckdb.connect(str(data / warehouse.WAREHOUSE_FILE), read_only=True)
+        rows = sum(con.sql(f"SELECT * FROM {m}").pl().height for m in marts.MARTS)
+        con.close()
+        return time.perf_counter() - t, rows
+    finally:
+        os.chdir(cwd)
+
+
+def measure(data: Path, label: str) -> dict[str, Any]:
+    cfg = NaviLinkConfig(data_dir=data, polling_interval=30, timezone="America/Los_Angeles")
+    aside = data.parent / f"{data.name}-aside"
+    held = _hold_back_last_day(data, aside)
+    samples = _samples(data)
+    scan = _scan_s(data)
+    full = warehouse.refresh(cfg, full=True)
+    _restore(data, aside)
+    new_day = warehouse.refresh(cfg)
+    nothing = warehouse.refresh(cfg)
+    read_s, mart_rows = _read_marts_s(data)
+    out = {
+        "label": label, "samples": samples, "scan_s": scan, "full_s": full.seconds,
+        "full_over_scan": full.seconds / scan, "full_rows": full.rows,
+        "samples_per_s": samples / full.seconds,
+        "new_day_devices": held, "new_day_s": new_day.seconds,
+        "new_day_device_days": new_day.device_days,
+        "new_day_over_full": new_day.seconds / full.seconds,
+        "new_day_s_per_device": new_day.seconds / held,
+        "no_change_s": nothing.seconds, "read_every_mart_s": read_s, "mart_rows": mart_rows,
+        "warehouse_mb": (data / warehouse.WAREHOUSE_FILE).stat().st_size / 1e6,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    for k, v in out.items():
+        print(f"  {label} {k}: {v:.3f}" if isinstance(v, float) else f"  {label} {k}: {v}",
+              flush=True)
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device-years", type=int, default=1)
-    ap.add_argument("--days", type=int, default=4)
-    ap.add_argument("--seed-dir", type=Path, help="existing simulated data to tile")
-    ap.add_argument("--keep", type=Path, help="write the tiled data here and keep it")
-    ap.add_argument("--threads", type=int, default=0, help="DuckDB threads (0 = all)")
-    ap.add_argument("--memory-limit", help="DuckDB memory_limit, e.g. 3GB (spills beyond it)")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=float, default=365, help="days of the single device (365)")
+    ap.add_argument("--fleet", type=int, default=5, help="devices of the fleet (5; 0 = skip)")
+    ap.add_argument("--fleet-days", type=float, default=60, help="days per fleet device (60)")
+    ap.add_argument("--keep", type=Path, help="simulate into (or reuse) this folder and keep it")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_wh_"))
+    root = args.keep or tmp
     try:
-        seed = args.seed_dir or _seed_days(tmp / "seed", args.days)
-        out = args.keep or tmp / "data"
-        if not (out / "status").exists():
-            t = time.perf_counter()
-            n = tile(seed, out, args.device_years, args.days)
-            print(f"tiled {n:,} samples in {time.perf_counter() - t:.1f} s")
-        files = list((out / "status").rglob("*.parquet"))
-        size = sum(f.stat().st_size for f in files)
-        n = pl.scan_parquet([str(f) for f in files]).select(pl.len()).collect().item()
-        print(f"{n:,} samples, {len(files)} files, {size / 1e6:.1f} MB, {size / n:.1f} bytes/sample")
-        res = run(out, args.threads, args.memory_limit)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        for k, v in res.items():
-            print(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}")
-        print(f"peak_rss_mb: {peak_mb:.0f}")
+        one, fleet = root / "one", root / "fleet"
+        if not (one / "status").exists():
+            _simulate(one, 1, args.days, seed=7)
+        if args.fleet and not (fleet / "status").exists():
+            _simulate(fleet, args.fleet, args.fleet_days, seed=8)
+        results = [measure(one, "device")]
+        if args.fleet:
+            results.append(measure(fleet, "fleet"))
+        dev = results[0]
+        years = args.days / 365
+        per_year = dev["full_s"] / years
+        print(f"full build {dev['full_s']:.1f} s = {dev['full_over_scan']:.2f} x one scan "
+              f"({dev['scan_s']:.2f} s); one new device-day {dev['new_day_s']:.2f} s = "
+              f"{100 * dev['new_day_over_full']:.1f} % of the full build")
+        if args.fleet:
+            fl = results[1]
+            print(f"fleet: {args.fleet} new device-days in {fl['new_day_s']:.2f} s "
+                  f"({fl['new_day_s_per_device']:.2f} s per device-day)")
+            per_device_day = fl["new_day_s_per_device"]
+        else:
+            per_device_day = dev["new_day_s"]
+        print(f"extrapolated to 100 device-years (linear; not measured): full build "
+              f"~{100 * per_year / 60:.1f} min, daily refresh of 100 devices "
+              f"~{100 * per_device_day:.0f} s")
+        out = Path(__file__).parent / "results"
+        out.mkdir(exist_ok=True)
+        (out / "warehouse.json").write_text(json.dumps({
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_average": os.getloadavg()[0], "results": results}, indent=2) + "\n")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

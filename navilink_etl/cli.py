@@ -212,26 +212,46 @@ def export(
     typer.echo(str(path))
 
 
-@app.command()
-def views() -> None:
-    """(Re)build data/warehouse.duckdb: the SQL views over the Parquet store and the stored
-    results of the marts (used until new data arrives or the settings change; run it again then)."""
+def _refresh(full: bool) -> None:
+    from rich.console import Console
+
     try:
         config = _config()
-        from .warehouse import build
+        from .warehouse import refresh as run_refresh
 
-        path = build(config)
+        console = Console(stderr=True)
+        with console.status("refreshing the warehouse") as line:
+            result = run_refresh(config, full=full, progress=lambda msg: line.update(msg))
     except NaviLinkError as exc:
         raise _fail(exc) from None
-    typer.echo(f"built {path}")
+    how = "rebuilt (" + "; ".join(result.reasons) + ")" if result.full else "refreshed"
+    typer.echo(f"{how} {result.path}: {result.device_days} device-days of {result.devices} "
+               f"devices recomputed, {result.rows} rows, {result.files_changed} files changed, "
+               f"{result.seconds:.1f} s")
+
+
+_FULL = Annotated[bool, typer.Option("--full", help="Rebuild every table from all the data.")]
+
+
+@app.command()
+def refresh(full: _FULL = False) -> None:
+    """Bring data/warehouse.duckdb up to date: recompute the device-days whose files changed since
+    the last refresh (and the marts of those devices), then replace the file atomically."""
+    _refresh(full)
+
+
+@app.command()
+def views(full: _FULL = False) -> None:
+    """The same as `refresh` (its former name): bring data/warehouse.duckdb up to date."""
+    _refresh(full)
 
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help='SQL over the warehouse views, e.g. "select * from energy_daily".')],
+    sql: Annotated[str, typer.Argument(help='SQL over the warehouse, e.g. "select * from energy_daily".')],
     limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
 ) -> None:
-    """Run SQL against the warehouse and print the result."""
+    """Run SQL against the warehouse (as of its last refresh) and print the result."""
     import polars as pl
 
     try:

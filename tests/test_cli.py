@@ -29,7 +29,7 @@ def _all_commands() -> list[list[str]]:
 
 def test_the_expected_commands_exist() -> None:
     names = {" ".join(p) for p in _all_commands()}
-    for expected in ("collect", "sim serve", "simulate", "import", "export", "views", "query", "report", "status"):
+    for expected in ("collect", "sim serve", "simulate", "import", "export", "refresh", "views", "query", "report", "status"):
         assert expected in names
 
 

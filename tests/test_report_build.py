@@ -1,4 +1,4 @@
-"""build_report and `navilink-etl report` on simulated data: real Parquet, real DuckDB views."""
+"""build_report and `navilink-etl report` on simulated data: real Parquet, real DuckDB marts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from navilink_etl.config import load_config
 from navilink_etl.errors import ConfigurationError, StoreError
 from navilink_etl.report import summary
 from navilink_etl.report.build import build_report
-from navilink_etl.report.data import load_report_data, materialize
+from navilink_etl.report.data import load_report_data
 from tests import report_frames as rf
 
 
@@ -45,8 +45,8 @@ def test_default_report_covers_every_device_and_its_data(sim_dir: Path, tmp_path
         assert len(list((tmp_path / "reports" / stem).glob("*.png"))) == 8
         page = (tmp_path / "reports" / f"{stem}.html").read_text(encoding="utf-8")
         assert dev in page and "°F" in page and page.count("data:image/png;base64,") == 7
-        assert any(m.startswith(f"{dev} (") and "computing the views" in m for m in messages)
-    assert messages[0].startswith("opening the warehouse") and messages[-1].startswith("done: 20 files")
+        assert any(m.startswith(f"{dev} (") and "loading" in m for m in messages)
+    assert messages[0].startswith("refreshing the warehouse") and messages[-1].startswith("done: 20 files")
 
 
 def test_headline_numbers_are_the_views_summed(sim_dir: Path) -> None:
@@ -66,22 +66,16 @@ def test_headline_numbers_are_the_views_summed(sim_dir: Path) -> None:
     assert 2.0 < s.period_cop < 4.5  # a heat-pump water heater, not a resistance one
 
 
-def test_materialized_views_equal_the_views(sim_dir: Path) -> None:
+def test_report_data_are_the_marts_rows_of_the_device(sim_dir: Path) -> None:
     config = _config(sim_dir)
-    con = warehouse.connect(config, read_only=True)
-    try:
-        devices = [r[0] for r in con.sql("select distinct device from stg_status order by 1").fetchall()]
-        direct = {(d, v): con.sql(f"select * from {v} where device = ? order by all", params=[d]).pl()
-                  for d in devices for v in ("efficiency_daily",)}  # reads every other mart
-        for dev in devices:  # the second must not reuse the first one's tables
-            materialize(con, dev)
-            for view in ("efficiency_daily",):
-                frame = direct[(dev, view)]
-                assert frame.height > 0
-                got = con.sql(f"select * from {view} where device = ? order by all", params=[dev]).pl()
-                assert_frame_equal(got, frame)
-    finally:
-        con.close()
+    devices = warehouse.query(config, "select distinct device from energy_daily order by 1")
+    for dev in devices["device"]:  # the second must not see the first one's rows
+        data = load_report_data(config, device=dev)
+        rows = warehouse.query(config, "select * from efficiency_daily where device = ? and day "
+                                       "between ? and ? order by day", [dev, data.start, data.end])
+        assert rows.height > 0
+        assert_frame_equal(data.efficiency, rows)
+        assert data.status.height > 1000  # the raw samples' timeline, through connect()
 
 
 def test_cli_report_with_every_option(sim_dir: Path, tmp_path: Path,

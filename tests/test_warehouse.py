@@ -1,5 +1,5 @@
-"""Warehouse plumbing and hand-built golden cases: views list, empty data, movable folder,
-read-only use, settings, tariffs, and one given/expected case per view in tests/golden/cases/."""
+"""Warehouse plumbing and hand-built golden cases: the model registry, empty data, movable folder,
+read-only use, settings, tariffs, and one given/expected case per model in tests/golden/cases/."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from typing import Any
 import duckdb
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
-from navilink_etl import tariff, warehouse
+from navilink_etl import marts, tariff, warehouse
 from navilink_etl.config import NaviLinkConfig
 from tests.conftest import load_capture
 from tests.golden.builders import T0, status_rows, write_energy, write_status
@@ -37,30 +36,43 @@ def _quiet_samples(n: int = 10, step: int = 30) -> list[tuple[float, dict[str, A
 # --- plumbing -----------------------------------------------------------------------------------
 
 
-def test_views_list_matches_sql_files() -> None:
+def test_registry_matches_sql_files() -> None:
     on_disk = {p.stem for p in warehouse.sql_dir().glob("*.sql")}
-    assert on_disk == set(warehouse.VIEWS)
-    assert len(set(warehouse.VIEWS)) == len(warehouse.VIEWS)
+    assert on_disk == set(marts.NAMES)
+    assert len(set(marts.NAMES)) == len(marts.NAMES)
+    for m in marts.MODELS:
+        assert (m.day_column is not None) == (m.keep == "days"), m.name
+        assert m.stored or m.keep == "device", m.name
 
 
-def test_every_view_file_states_grain_inputs_units_and_reads_only_earlier_views() -> None:
-    names = set(warehouse.VIEWS) | set(warehouse.SOURCES) | {"settings", "tariff_tou", "tariff_csv"}
-    for i, name in enumerate(warehouse.VIEWS):
-        sql = warehouse.view_sql(name)
+def _refs(sql: str, names: set[str]) -> set[str]:
+    return {w for w in names if f"from {w}\n" in sql or f"from {w} " in sql or f"join {w} " in sql}
+
+
+def test_every_model_file_states_grain_inputs_units_and_reads_only_earlier_models() -> None:
+    names = set(marts.NAMES) | set(warehouse.SOURCES) | {"settings", "tariff_tou", "tariff_csv"}
+    for i, name in enumerate(marts.NAMES):
+        sql = warehouse.model_sql(name)
         header = sql.split("\nwith", 1)[0]
         assert header.startswith(f"-- {name}: one row per"), name
         assert "-- Inputs:" in header and "Units:" in header, name
-        refs = {w for w in names if f"from {w}\n" in sql or f"from {w} " in sql or f"join {w} " in sql}
-        later = refs & set(warehouse.VIEWS[i:])
+        later = _refs(sql, names) & set(marts.NAMES[i:])
         assert not later, f"{name} reads {later}, which are not created before it"
         assert "/" not in "".join(line for line in sql.splitlines() if "read_parquet" in line)
 
 
+def test_device_models_read_no_raw_samples() -> None:
+    """Fits and marts are refreshed from stored tables only (the EMS history is one row a day)."""
+    raw = {m.name for m in marts.of_keep("view")} - {"stg_energy_daily"} | set(warehouse.SOURCES)
+    for m in marts.of_keep("device"):
+        assert not _refs(warehouse.model_sql(m.name), raw), m.name
+
+
 def test_empty_data_dir_builds_and_every_view_is_empty(tmp_path: Path) -> None:
-    path = warehouse.build(_config(tmp_path))
+    path = warehouse.refresh(_config(tmp_path)).path
     assert path == tmp_path / "warehouse.duckdb"
-    con = warehouse.connect(_config(tmp_path), materialize=True)  # runs every view once
-    for view in warehouse.VIEWS:
+    con = warehouse.connect(_config(tmp_path))
+    for view in marts.NAMES:
         assert con.sql(f"select count(*) from {view}").fetchall() == [(0,)], view
     # typed even when empty
     types = dict(zip(*[con.sql("select * from int_intervals").columns,
@@ -71,7 +83,7 @@ def test_empty_data_dir_builds_and_every_view_is_empty(tmp_path: Path) -> None:
 
 
 def test_sources_appear_without_a_rebuild(tmp_path: Path) -> None:
-    warehouse.build(_config(tmp_path))
+    warehouse.refresh(_config(tmp_path))
     write_status(tmp_path, status_rows(MAC, _quiet_samples()))
     con = warehouse.connect(tmp_path, read_only=True)
     assert con.sql("select count(*) from stg_status").fetchall() == [(10,)]
@@ -81,7 +93,7 @@ def test_sources_appear_without_a_rebuild(tmp_path: Path) -> None:
 def test_folder_can_be_moved_and_no_absolute_path_is_stored(tmp_path: Path) -> None:
     src = tmp_path / "a" / "data"
     write_status(src, status_rows(MAC, _quiet_samples()))
-    warehouse.build(_config(src))
+    warehouse.refresh(_config(src))
     raw = duckdb.connect(str(src / "warehouse.duckdb"), read_only=True)
     sql = " ".join(r[0] for r in raw.sql("select sql from duckdb_views() where not internal").fetchall())
     raw.close()
@@ -99,40 +111,25 @@ def test_folder_can_be_moved_and_no_absolute_path_is_stored(tmp_path: Path) -> N
 def test_query_returns_polars_and_applies_config(tmp_path: Path) -> None:
     write_status(tmp_path, status_rows(MAC, _quiet_samples()))
     cfg = _config(tmp_path, timezone="Asia/Tokyo", price_per_kwh=0.3)
-    warehouse.build(cfg)
+    warehouse.refresh(cfg)
     df = warehouse.query(cfg, "select * from settings")
     assert isinstance(df, pl.DataFrame)
     assert df["timezone"][0] == "Asia/Tokyo" and df["gap_cap_s"][0] == 90.0
-    # a different config on connect overrides the stored settings for that connection only
+    # a config with other settings rebuilds the tables with them
     other = _config(tmp_path, timezone="UTC", polling_interval=600)
     assert warehouse.query(other, "select gap_cap_s from settings")["gap_cap_s"][0] == 900.0
     days = warehouse.query(cfg, "select day from energy_daily")
     assert days["day"][0].isoformat() == "2026-01-05"  # 00:00 UTC is 09:00 in Tokyo
 
 
-def test_build_rebuilds_when_sql_changed(tmp_path: Path) -> None:
-    warehouse.build(_config(tmp_path))
+def test_connect_rebuilds_when_sql_changed(tmp_path: Path) -> None:
+    warehouse.refresh(_config(tmp_path))
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("update warehouse_meta set sql_fingerprint = 'stale'")
     con.close()
     con = warehouse.connect(_config(tmp_path))
     assert con.sql("select sql_fingerprint from warehouse_meta").fetchall()[0][0] != "stale"
     con.close()
-
-
-def test_materialized_connection_gives_the_same_marts(tmp_path: Path) -> None:
-    samples = [(0, {})] + [(30 * i, {"comp": True, "mode": 32, "power": 450}) for i in range(1, 20)]
-    samples += [(600, {"comp": False, "mode": 0}), (630, {"power": 1})]
-    write_status(tmp_path, status_rows(MAC, samples))
-    cfg = _config(tmp_path)
-    plain = warehouse.connect(cfg)
-    fast = warehouse.connect(cfg, materialize=True)
-    for mart in ("heating_cycles", "draws", "efficiency_daily"):  # downstream of every shadowed view
-        a = plain.sql(f"select * from {mart} order by all").pl()
-        b = fast.sql(f"select * from {mart} order by all").pl()
-        assert_frame_equal(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    plain.close()
-    fast.close()
 
 
 def test_duplicates_are_dropped_in_staging(tmp_path: Path) -> None:
@@ -149,7 +146,7 @@ def test_unknown_relay_flags_are_inferred_from_power(tmp_path: Path) -> None:
     samples = [(0, {}), (30, {"compUse": 0, "power": 1}), (60, {"power": 440}), (90, {"compUse": 1})]
     write_status(tmp_path, status_rows(MAC, samples))
     con = warehouse.connect(_config(tmp_path))
-    rows = con.sql("select compressor_on, power_w from int_intervals order by 1 nulls last").fetchall()
+    rows = con.sql("select compressor_on, aligned_power_w from int_intervals order by 1 nulls last").fetchall()
     assert (True, 440.0) in rows
     con.close()
 
@@ -274,4 +271,4 @@ def test_csv_tariff_without_a_file_is_a_configuration_error(tmp_path: Path) -> N
     from navilink_etl.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="NAVILINK_PRICE_CSV"):
-        warehouse.build(_config(tmp_path, tariff="csv"))
+        warehouse.refresh(_config(tmp_path, tariff="csv"))

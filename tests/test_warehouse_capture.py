@@ -56,7 +56,7 @@ def test_replay_mode_runs(con) -> None:  # type: ignore[no-untyped-def]
 
 def test_replay_power_follows_the_relays_one_message_late(con) -> None:  # type: ignore[no-untyped-def]
     got = con.sql("""
-        select reported_power_w, power_w, power_source, compressor_on, element_on,
+        select reported_power_w, aligned_power_w, power_source, compressor_on, element_on,
             round(compressor_w, 6) as compressor_w, round(element_w, 6) as element_w
         from int_intervals order by interval_start""").fetchall()
     assert got == [

@@ -40,8 +40,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     assert isinstance(inlet_c, float)
     cfg = NaviLinkConfig(data_dir=data, polling_interval=30, timezone=TZ,
                          inlet_temperature_f=inlet_c * 1.8 + 32)
-    warehouse.build(cfg)
-    con = warehouse.connect(cfg, materialize=True)
+    warehouse.refresh(cfg)
+    con = warehouse.connect(cfg)
     yield con
     con.close()
 

@@ -1,4 +1,4 @@
-"""Build the efficiency report: warehouse views -> charts -> HTML, PDF and PNG files per device.
+"""Build the efficiency report: warehouse marts -> charts -> HTML, PDF and PNG files per device.
 
 ``build_report`` is the library call behind ``navilink-etl report``; ``render_report`` does the
 drawing and writing for data already loaded (tests and notebooks use it directly).
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from ..errors import ConfigurationError, StoreError
 from . import charts, summary
-from .data import ReportData, default_period, list_devices, load, materialize
+from .data import ReportData, default_period, list_devices, load
 from .html import Image, Section, render_html
 from .pdf import cover, write_pdf
 from .units import Units
@@ -176,19 +176,13 @@ def build_report(config: Any, *, device: str | None = None, start: date | None =
         device = re.sub(r"[:\-]", "", device.strip()).lower()
     source = str(Path(config.data_dir) / warehouse.WAREHOUSE_FILE)
     say = progress or (lambda _msg: None)
-    say("opening the warehouse (building the views if needed)")
+    say("refreshing the warehouse")
+    try:
+        warehouse.refresh(config, progress=say)
+    except (StoreError, OSError) as exc:  # e.g. a read-only data folder: report what is stored
+        log.warning("could not refresh %s (%s); reporting the stored marts", source, exc)
     paths: list[Path] = []
     con = warehouse.connect(config, read_only=True)
-    if not warehouse.uses_stored_results(con):
-        # New data since the last `views`: store the marts once now (seconds per device-year)
-        # rather than recomputing them for every device of the report.
-        con.close()
-        say("storing the warehouse's results for the current data (as `navilink-etl views` does)")
-        try:
-            warehouse.build(config)
-        except Exception as exc:  # e.g. the file is open read-write in a notebook: compute instead
-            log.warning("could not rebuild %s (%s); computing the views directly", source, exc)
-        con = warehouse.connect(config, read_only=True)
     try:
         devices = list_devices(con)
         if not devices:
@@ -200,8 +194,6 @@ def build_report(config: Any, *, device: str | None = None, start: date | None =
                                          + ", ".join(devices))
             devices = [device]
         for n, dev in enumerate(devices, 1):
-            say(f"{dev} ({n}/{len(devices)}): computing the views")
-            materialize(con, dev)
             period = default_period(con, dev, start, end)
             if period is None:
                 say(f"{dev}: no daily data, skipped")

@@ -1,6 +1,6 @@
-"""Read what one report needs from the warehouse views: one device, one period of local days.
+"""Read what one report needs from the warehouse: one device, one period of local days.
 
-Only selection happens here (device, period, columns); every derived number comes from a view.
+Only selection happens here (device, period, columns); every derived number comes from a mart.
 """
 
 from __future__ import annotations
@@ -49,45 +49,9 @@ def _pl(con: Any, sql: str, params: list[Any]) -> pl.DataFrame:
     return con.sql(sql, params=params).pl()
 
 
-def materialize(con: Any, device: str) -> None:
-    """Compute every warehouse view once for ``device`` into temporary tables of the same names.
-
-    The views are re-evaluated on every query and read each other, so a report's dozen queries
-    would recompute the shared ones many times (seconds per query on a year of data). Temporary
-    tables shadow the views for this connection only; each is ``select *`` of its view, in the
-    warehouse's declared order, so every number is still exactly the view's. When ``views`` has
-    stored the marts for the current data, only the per-sample staging is computed. Readers must
-    still filter by device.
-    """
-    from .. import warehouse
-
-    catalog = con.sql("select current_database()").fetchall()[0][0].replace('"', '""')
-    if warehouse.uses_stored_results(con):
-        # `navilink-etl views` already stored every mart for the current data: only the
-        # per-sample timeline needs computing, for this device alone.
-        con.execute(f'create or replace temp table stg_status as select * from "{catalog}".main.stg_status '
-                    "where device = ?", [device])
-        return
-    # Qualify with the database's own catalog: a bare ``main.`` would find the temporary tables of
-    # an earlier call (the temp catalog has a ``main`` schema too).
-    for view in warehouse.VIEWS:
-        where, params = ("", None)
-        if view in _DEVICE_FILTERED:
-            where, params = " where device = ?", [device]
-        con.execute(f'create or replace temp table {view} as select * from "{catalog}".main.{view}'
-                    f"{where}", params)
-
-
-_DEVICE_FILTERED = ("stg_status", "stg_energy_daily")  # every other view is built on these
-
-
 def list_devices(con: Any) -> list[str]:
-    """Every device with at least one status sample, sorted.
-
-    Read from the raw source: stg_status has the same devices but would deduplicate every sample
-    first (a second per year of data).
-    """
-    return [r[0] for r in con.sql("select distinct device from src_status where device is not null "
+    """Every device with status samples (in the stored int_device_states), sorted."""
+    return [r[0] for r in con.sql("select distinct device from int_device_states "
                                   "order by 1").fetchall()]
 
 
@@ -118,8 +82,8 @@ def default_period(con: Any, device: str, start: date | None, end: date | None,
 
 
 def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
-    """Select ``device``'s rows for the period from each view (call :func:`materialize` first for
-    speed); timestamps are filtered on the local days' UTC bounds."""
+    """Select ``device``'s rows for the period from each mart (the tank timeline from the raw
+    samples, stg_status); timestamps are filtered on the local days' UTC bounds."""
     lo, hi = utc_bounds(start, end, tz)
     dev_ts = [device, lo, hi]
     dev_day = [device, start, end]
@@ -151,19 +115,18 @@ def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
 
 def load_report_data(config: Any, device: str | None = None, start: date | None = None,
                      end: date | None = None, days: int = DEFAULT_DAYS) -> ReportData:
-    """Open the warehouse, pick ``device`` (default: the first with data) and load its period.
+    """Refresh the warehouse, pick ``device`` (default: the first with data) and load its period.
 
     The default period is the last ``days`` days with data, as in the report. For notebooks.
     """
     from .. import warehouse
     from ..errors import StoreError
 
+    warehouse.refresh(config)
     con = warehouse.connect(config, read_only=True)
     try:
         devices = list_devices(con)
         dev = device or (devices[0] if devices else None)
-        if dev is not None:
-            materialize(con, dev)
         period = default_period(con, dev, start, end, days) if dev else None
         if dev is None or period is None:
             raise StoreError(f"no data under {config.data_dir}: run `navilink-etl simulate` or "

@@ -3,7 +3,8 @@
 -- under settings.tariff and savings versus an electric-resistance heater delivering the same heat
 -- (1 Wh per Wh, at the day's energy-weighted price). Heat is taken per heating cycle, on the day
 -- the cycle starts; measured_heat_share says how much of it was measured rather than modelled.
--- Inputs: energy_daily, heating_cycles, int_energy_slots. Units: Wh, kWh, $, 0-1.
+-- Inputs: energy_daily, heating_cycles, int_day_energy (cost from int_energy_slots).
+-- Units: Wh, kWh, $, 0-1.
 with
 
 days as (
@@ -14,8 +15,8 @@ cycles as (
     select * from heating_cycles
 ),
 
-slots as (
-    select * from int_energy_slots
+priced_days as (
+    select device, local_day, cost, priced_wh from int_day_energy
 ),
 
 heat as (
@@ -30,13 +31,7 @@ heat as (
 ),
 
 costs as (
-    select
-        device,
-        local_day,
-        sum(cost) as cost,
-        sum(total_wh) filter (where price_per_kwh is not null) as priced_wh
-    from slots
-    group by device, local_day
+    select * from priced_days
 )
 
 select

@@ -2,15 +2,11 @@
 -- integrated from the samples, coverage, and the device's own EMS figures with the residuals
 -- (ours - EMS). coverage = integrated seconds / seconds in the local day (23-25 h across DST);
 -- gap_minutes = time between samples beyond the gap cap.
--- Inputs: int_intervals, int_gaps, heating_cycles, stg_energy_daily, settings. Units: Wh, min, 0-1.
+-- Inputs: int_day_energy, heating_cycles, stg_energy_daily, settings. Units: Wh, min, 0-1.
 with
 
-pieces as (
-    select * from int_intervals
-),
-
-gaps as (
-    select * from int_gaps
+integrated as (
+    select * from int_day_energy
 ),
 
 cycles as (
@@ -25,28 +21,6 @@ settings as (
     select timezone, poll_interval_s from settings
 ),
 
-integrated as materialized (
-    select
-        device,
-        local_day,
-        sum(compressor_wh) as compressor_wh,
-        sum(element_wh) as element_wh,
-        sum(standby_wh) as standby_wh,
-        sum(total_wh) as total_wh,
-        sum(duration_s) as covered_s,
-        sum(duration_s) filter (where compressor_on) as compressor_s,
-        sum(duration_s) filter (where element_on) as element_s,
-        count(*) filter (where interval_start = sample_at) as samples
-    from pieces
-    group by device, local_day
-),
-
-gap_days as (
-    select device, local_day, sum(gap_s) as gap_s
-    from gaps
-    group by device, local_day
-),
-
 cycle_days as (
     select device, local_day, count(*) as heating_cycles
     from cycles
@@ -54,7 +28,7 @@ cycle_days as (
 ),
 
 days as (
-    select device, local_day from integrated
+    select device, local_day from integrated where covered_s is not null
     union
     select device, day as local_day from ems
 ),
@@ -83,7 +57,7 @@ select
     coalesce(i.samples, 0) as samples,
     l.day_s / l.poll_interval_s as expected_samples,
     least(1.0, coalesce(i.covered_s, 0) / l.day_s) as coverage,
-    coalesce(g.gap_s, 0) / 60.0 as gap_minutes,
+    coalesce(i.gap_s, 0) / 60.0 as gap_minutes,
     e.ems_heat_pump_wh,
     e.ems_element_wh,
     e.ems_heat_pump_h,
@@ -92,6 +66,5 @@ select
     i.element_wh - e.ems_element_wh as residual_element_wh
 from day_lengths as l
 left join integrated as i on i.device = l.device and i.local_day = l.local_day
-left join gap_days as g on g.device = l.device and g.local_day = l.local_day
 left join cycle_days as c on c.device = l.device and c.local_day = l.local_day
 left join ems as e on e.device = l.device and e.day = l.local_day

@@ -8,6 +8,7 @@
 -- tank <= 7 degC at start), setpoint_raise (setpoint above the previous cycle's), mode_change (DHW
 -- mode changed within settings.draw_context_s before the start), draw (a draw within that time),
 -- standby_loss.
+-- cycle_id numbers the device's cycles 1, 2, ... by start.
 -- Inputs: int_cycles, int_device_models, mode_cycles, settings. Units: s, Wh, degC, W/K.
 with
 
@@ -24,7 +25,7 @@ mode_starts as (
 ),
 
 settings as (
-    select timezone, draw_context_s from settings
+    select draw_context_s from settings
 ),
 
 with_context as (
@@ -59,10 +60,10 @@ heat as (
 
 select
     h.device,
-    h.cycle_seq as cycle_id,
+    row_number() over (partition by h.device order by h.cycle_start) as cycle_id,
     h.cycle_start,
     h.cycle_end,
-    cast(timezone(s.timezone, h.cycle_start) as date) as local_day,
+    h.local_day,
     h.duration_s,
     coalesce(h.compressor_s, 0) as compressor_s,
     coalesce(h.element_s, 0) as element_s,

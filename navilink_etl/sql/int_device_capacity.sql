@@ -4,11 +4,11 @@
 -- reference), the reference being the minimum setpoint the newer firmware reports, else
 -- settings.default_reference_c (~35 degC on the 2025-09 firmware, PROTOCOL.md 4.4: an
 -- assumption, hence capacity_source 'reference').
--- Inputs: int_intervals, settings. Units: Wh/K.
+-- Inputs: int_device_states, settings. Units: Wh/K.
 with
 
 states as (
-    select distinct device, setpoint_c, full_recovery_wh, min_setpoint_c from int_intervals
+    select distinct device, setpoint_c, full_recovery_wh, min_setpoint_c from int_device_states
 ),
 
 settings as (

@@ -3,7 +3,7 @@
 -- (settings.default_ua_w_per_k until one exists); capacity_wh_per_k comes from
 -- int_device_capacity, else the standby windows (UA / k), else
 -- settings.default_capacity_wh_per_k.
--- Inputs: standby_loss, int_device_capacity, stg_status, settings. Units: W/K, Wh/K.
+-- Inputs: standby_loss, int_device_capacity, int_device_states, settings. Units: W/K, Wh/K.
 with
 
 windows as (
@@ -16,7 +16,7 @@ capacity as (
 ),
 
 devices as (
-    select distinct device from stg_status
+    select distinct device from int_device_states
 ),
 
 settings as (

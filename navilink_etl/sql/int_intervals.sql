@@ -1,114 +1,30 @@
 -- int_intervals: one row per device per covered sample interval (a "piece"): each sample's values
--- hold until the next sample, but never longer than settings.gap_cap_s (3 x poll, <= 15 min);
--- time beyond the cap is a gap (int_gaps), never integrated. A piece crossing local midnight is
--- split in two, so every piece belongs to one local day. segment_id counts the long gaps (missing
--- time longer than the cap itself, e.g. an outage) before the piece; after_gap marks a piece that
--- follows one.
--- Inputs: stg_status, settings. Units: s, W, Wh, degC.
+-- (int_aligned_samples) hold until the next sample, but never longer than settings.gap_cap_s
+-- (3 x poll, <= 15 min); time beyond the cap is a gap (int_gaps), never integrated. A piece
+-- crossing local midnight is split in two, so every piece belongs to one local day. segment_id
+-- counts the long gaps (missing time longer than the cap itself, e.g. an outage) before the
+-- piece; after_gap marks a piece that follows one.
+-- Inputs: int_aligned_samples, settings. Units: s, W, Wh, degC. A view: computed when read.
 --
--- Power alignment (ANALYTICS.md 2): currentInstPower lags the relay flags by one message, so the
--- interval that starts at sample k is integrated with the power reported by sample k+1
--- (power_source 'next'). When that reading's class (idle < idle_max_w <= compressor <
--- element_min_w <= element) disagrees with sample k's relay flags, or the next sample lies beyond
--- the gap cap, sample k's own reading is used if it agrees ('own'), else the rated power ('rated').
 -- Attribution: the controls' floor (settings.standby_floor_w, ~1 W) is always standby; with a heat
 -- source on, the rest goes to the compressor (compressor-only time) or the element, minus the
 -- compressor share (its latest compressor-only power) when both run; with none on, all of the
--- power is standby (controls, fan/EEV pre-run). Unknown flags (wire 0) are inferred from the
--- power class.
--- Run keys for the views downstream (one running count each, so they need no window of their own;
--- a key is constant within a run and differs between runs of a device): active_run (int_cycle_pieces:
--- runs of a heat source or heating demand, broken by a long gap), quiet_run (standby_loss: runs of
--- quiet pieces), op_run / dhw_run (mode_cycles: 1, 2, ... per change of operationMode / DHW mode),
--- draw_seq (draws: 1, 2, ... per start of dhwUse). All are counted per sample: the two pieces of a
--- sample split at midnight share every flag.
+-- aligned power is standby (controls, fan/EEV pre-run).
+-- Run keys for the models downstream (one running count each, so they need no window of their
+-- own; a key is constant within a run and differs between runs of a device): active_run
+-- (int_cycle_pieces: runs of a heat source or heating demand, broken by a long gap), quiet_run
+-- (int_standby_windows), op_run / dhw_run (int_mode_fragments: per change of operationMode / DHW
+-- mode), draw_seq (int_draw_base: per start of dhwUse). They count from the first sample read (a
+-- refresh reads a window of days), so they identify runs but never number them: the marts do.
+-- All are counted per sample: the two pieces of a sample split at midnight share every flag.
 with
 
-samples as (
-    select
-        device, received_at, local_day, operation_mode, dhw_mode, setpoint_c, min_setpoint_c,
-        tank_upper_c, tank_lower_c, tank_mean_c, ambient_c, power_w, compressor_on,
-        upper_element_on, lower_element_on, drawing, heating_demand, anti_legionella_active,
-        stored_wh, energy_to_setpoint_wh, full_recovery_wh
-    from stg_status
+aligned as (
+    select * from int_aligned_samples
 ),
 
 settings as (
     select * from settings
-),
-
-paired as (
-    select
-        s.*,
-        lead(s.received_at) over w as next_at,
-        lead(s.power_w) over w as next_power_w,
-        lead(s.tank_mean_c) over w as end_tank_mean_c,
-        lead(s.stored_wh) over w as end_stored_wh,
-        lead(s.setpoint_c) over w as end_setpoint_c,
-        lead(s.energy_to_setpoint_wh) over w as end_energy_to_setpoint_wh,
-        lag(s.received_at) over w as prev_at,
-        lag(s.operation_mode) over w as prev_operation_mode,
-        lag(s.dhw_mode) over w as prev_dhw_mode,
-        coalesce(lag(s.drawing) over w, false) as prev_drawing
-    from samples as s
-    window w as (partition by s.device order by s.received_at)
-),
-
-classified as (
-    select
-        p.*,
-        case when p.next_power_w >= st.element_min_w then 2
-             when p.next_power_w >= st.idle_max_w then 1
-             when p.next_power_w is not null then 0 end as next_class,
-        case when p.power_w >= st.element_min_w then 2
-             when p.power_w >= st.idle_max_w then 1
-             when p.power_w is not null then 0 end as own_class,
-        epoch(p.next_at - p.received_at) > st.gap_cap_s as capped,
-        -- a gap longer than the cap itself starts a new segment (cycles do not span it)
-        epoch(p.next_at - p.received_at) > 2 * st.gap_cap_s as long_gap,
-        coalesce(epoch(p.received_at - p.prev_at) > 2 * st.gap_cap_s, true) as after_gap,
-        least(p.next_at, p.received_at + to_microseconds(cast(st.gap_cap_s * 1e6 as bigint)))
-            as covered_end
-    from paired as p
-    cross join settings as st
-    where p.next_at is not null
-),
-
-flags as (
-    select
-        c.*,
-        case when c.upper_element_on is null and c.lower_element_on is null
-             then coalesce(c.next_class = 2, false)
-             else coalesce(c.upper_element_on, false) or coalesce(c.lower_element_on, false)
-        end as element_on,
-        coalesce(c.compressor_on, c.next_class = 1, false) as compressor_running
-    from classified as c
-),
-
-powered as (
-    select
-        f.*,
-        f.compressor_running or f.element_on as heating_on,
-        case when f.element_on then 2 when f.compressor_running then 1 else 0 end as flag_class
-    from flags as f
-),
-
-aligned as (
-    select
-        p.* exclude (power_w),
-        p.power_w as reported_power_w,
-        case when not p.capped and p.next_class = p.flag_class then p.next_power_w
-             when p.own_class = p.flag_class then p.power_w
-             when p.flag_class = 2
-                 then st.rated_element_w + (case when p.compressor_running
-                                                  then st.rated_compressor_w else 0 end)
-             when p.flag_class = 1 then st.rated_compressor_w
-             else least(coalesce(p.power_w, 1.0), st.idle_max_w) end as power_w,
-        case when not p.capped and p.next_class = p.flag_class then 'next'
-             when p.own_class = p.flag_class then 'own'
-             else 'rated' end as power_source
-    from powered as p
-    cross join settings as st
 ),
 
 running as (
@@ -116,7 +32,7 @@ running as (
         a.*,
         coalesce(last_value(
             case when a.compressor_running and not a.element_on
-                 then a.power_w - st.standby_floor_w end ignore nulls
+                 then a.aligned_power_w - st.standby_floor_w end ignore nulls
         ) over w, 0) as last_compressor_w,
         -- long gaps before this sample: every sample after one but the first starts a segment
         sum(cast(a.after_gap and a.prev_at is not null as integer)) over w as segment_id,
@@ -151,10 +67,10 @@ attributed as (
         r.*,
         case when r.compressor_running and r.element_on
                  then least(coalesce(nullif(r.last_compressor_w, 0), st.rated_compressor_w),
-                            greatest(r.power_w - st.standby_floor_w, 0))
-             when r.compressor_running then greatest(r.power_w - st.standby_floor_w, 0)
+                            greatest(r.aligned_power_w - st.standby_floor_w, 0))
+             when r.compressor_running then greatest(r.aligned_power_w - st.standby_floor_w, 0)
              else 0.0 end as compressor_w,
-        case when r.heating_on then least(st.standby_floor_w, r.power_w) end as heating_floor_w,
+        case when r.heating_on then least(st.standby_floor_w, r.aligned_power_w) end as heating_floor_w,
         timezone(st.timezone, cast(r.local_day + 1 as timestamp)) as day_end_utc
     from running as r
     cross join settings as st
@@ -211,12 +127,12 @@ final as (
         coalesce(drawing, false) as drawing,
         coalesce(anti_legionella_active, false) as anti_legionella_active,
         reported_power_w,
-        power_w,
+        aligned_power_w,
         power_source,
         compressor_w,
-        case when element_on then power_w - heating_floor_w - compressor_w else 0.0 end
+        case when element_on then aligned_power_w - heating_floor_w - compressor_w else 0.0 end
             as element_w,
-        case when heating_on then heating_floor_w else power_w end as standby_w,
+        case when heating_on then heating_floor_w else aligned_power_w end as standby_w,
         last_draw_end,
         disturbed_before,
         excess_kh_before,
@@ -234,5 +150,5 @@ select
     compressor_w * duration_s / 3600.0 as compressor_wh,
     element_w * duration_s / 3600.0 as element_wh,
     standby_w * duration_s / 3600.0 as standby_wh,
-    power_w * duration_s / 3600.0 as total_wh
+    aligned_power_w * duration_s / 3600.0 as total_wh
 from final
