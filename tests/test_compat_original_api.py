@@ -231,3 +231,34 @@ def test_export_has_every_original_monitor_column(exported_csv: Path) -> None:
     assert set(df["compressor_use"].unique()) <= {1, 2}
     assert (df["compressor_use"] == df["comp_use"]).all()
     assert (df["device_connected"] == 1).all()  # a stored sample is a poll the device answered
+
+
+async def test_password_given_the_original_way_is_masked_in_logs() -> None:
+    """``NaviLinkConfig(email=, password=)`` bypasses load_config: sign-in registers the password."""
+    from navilink import NaviLinkClient, NaviLinkConfig
+    from navilink.exceptions import NaviLinkError
+
+    from navilink_etl.redact import redact
+
+    secret = "Original-Way-pw-7731"
+    config = NaviLinkConfig(email="a@example.com", password=secret, rest_base_url="http://127.0.0.1:9/api")
+    async with NaviLinkClient(config=config) as client:
+        with pytest.raises(NaviLinkError):  # nothing listens on port 9
+            await client.authenticate(config.email, config.password)
+    assert secret not in redact(f"signing in with {secret}")
+
+
+def test_navilink_alias_is_packaged_from_inside_navilink_etl() -> None:
+    """pyproject finds `navilink` under navilink_etl/_compat: no folder beside navilink_etl/."""
+    import tomllib
+
+    import navilink
+    from setuptools import find_packages
+
+    root = Path(__file__).resolve().parents[1]
+    find = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert "navilink_etl/_compat" in find["where"] and "navilink" in find["include"]
+    assert find_packages(where=str(root / "navilink_etl" / "_compat")) == ["navilink"]
+    assert not (root / "navilink").exists()
+    assert Path(navilink.__file__).resolve().is_relative_to(root / "navilink_etl" / "_compat") \
+        or "site-packages" in navilink.__file__
