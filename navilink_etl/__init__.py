@@ -1,6 +1,7 @@
 """navilink-etl: collect, warehouse and report on Navien NWP500 water heaters via NaviLink.
 
 The cloud client classes load lazily, so importing a light submodule does not pull in awscrt.
+The original NaviLink library's names work here and under the alias ``navilink``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ from .config import NaviLinkConfig
 from .errors import (
     APIError,
     AuthenticationError,
+    CommunicationError,
     ConfigurationError,
+    DeviceError,
     DeviceOfflineError,
     InvalidCredentialsError,
+    MQTTError,
     NaviLinkConnectionError,
     NaviLinkError,
     PayloadError,
     RequestTimeoutError,
     StoreError,
+    TokenExpiredError,
     ValidationError,
+    WebSocketError,
 )
 from .protocol import DhwMode
 from .status import DeviceStatus, EnergyDay, Feature
@@ -29,10 +35,11 @@ if TYPE_CHECKING:
     from .cloud.device import NaviLinkDevice
 
 __all__ = [
-    "APIError", "AuthenticationError", "ConfigurationError", "DeviceOfflineError", "DeviceStatus",
-    "DhwMode", "EnergyDay", "Feature", "InvalidCredentialsError", "NaviLinkClient",
-    "NaviLinkConfig", "NaviLinkConnectionError", "NaviLinkDevice", "NaviLinkError", "PayloadError",
-    "RequestTimeoutError", "StoreError", "ValidationError",
+    "APIError", "AuthenticationError", "CommunicationError", "ConfigurationError", "DeviceError",
+    "DeviceOfflineError", "DeviceStatus", "DhwMode", "EnergyDay", "Feature", "InvalidCredentialsError",
+    "MQTTError", "NaviLinkClient", "NaviLinkConfig", "NaviLinkConnectionError", "NaviLinkDevice",
+    "NaviLinkError", "PayloadError", "RequestTimeoutError", "StoreError", "TokenExpiredError",
+    "ValidationError", "WebSocketError",
 ]  # fmt: skip
 
 

@@ -304,9 +304,11 @@ def report(
 @app.command()
 def status(
     device: Annotated[str | None, typer.Option(help="Only this device (MAC, any case, with or without separators).")] = None,
+    devices: Annotated[int, typer.Option(help="Simulated heaters (embedded default only).", min=1)] = 2,
 ) -> None:
-    """Sign in and print each device's live status once (needs NAVILINK_EMAIL/PASSWORD).
+    """Sign in and print each device's live status once.
 
+    With no NAVILINK_EMAIL set, prints the embedded simulator's heaters (and says they are simulated).
     Device-list entries the client leaves out (malformed) and devices that fail are listed on stderr.
     """
     from .identity import normalize_mac
@@ -318,20 +320,39 @@ def status(
         config = _config()
         _setup_logging(config.log_level)
         if config.is_embedded:
-            raise ConfigurationError("NAVILINK_EMAIL is not set: status needs an account "
-                                     "(or the settings printed by `navilink-etl sim serve`)")
-        failed = _run(_print_status(config, want))
+            failed = _run(_print_simulated_status(config, want, devices))
+        else:
+            failed = _run(_print_status(config, want))
     except NaviLinkError as exc:
         raise _fail(exc) from None
     if failed:
         raise typer.Exit(1)
 
 
-async def _print_status(config: Any, want: str | None) -> int:
+def _mode_name(mode: Any) -> str:
+    return mode.name.lower() if hasattr(mode, "name") else str(mode)
+
+
+async def _print_simulated_status(config: Any, want: str | None, n_devices: int) -> int:
+    """The embedded default, as ``collect`` starts it: the offline fake cloud on 127.0.0.1."""
+    from pydantic import SecretStr
+
+    from .sim.cloud import FakeCloud
+
+    typer.echo(f"No NAVILINK_EMAIL set: these {n_devices} heater(s) are SIMULATED (the embedded offline "
+               "fake NaviLink cloud on 127.0.0.1); no real heater is read.")
+    async with FakeCloud(n_devices=n_devices, timezone=config.timezone) as fc:
+        over = dict(fc.client_overrides())
+        over["password"] = SecretStr(str(over["password"]))
+        return await _print_status(config.model_copy(update=over), want, simulated=True)
+
+
+async def _print_status(config: Any, want: str | None, *, simulated: bool = False) -> int:
     """Print each device's status; returns how many devices failed."""
     from . import NaviLinkClient
 
     failed = 0
+    tag = " (simulated)" if simulated else ""
     async with NaviLinkClient(config=config) as client:
         await client.authenticate()
         devices = await client.get_devices()
@@ -344,11 +365,12 @@ async def _print_status(config: Any, want: str | None) -> int:
                 st = await d.get_status()
             except NaviLinkError as exc:
                 failed += 1
-                typer.secho(f"{d.name} {d.mac}: {type(exc).__name__}: {exc}", err=True, fg="red")
+                typer.secho(f"{d.name} {d.mac}{tag}: {type(exc).__name__}: {exc}", err=True, fg="red")
                 continue
-            typer.echo(f"{d.name} {d.mac}: tank {st.dhw_temperature:.1f}°F, setpoint "
+            typer.echo(f"{d.name} {d.mac}{tag}: tank {st.dhw_temperature:.1f}°F, setpoint "
                        f"{st.dhw_temperature_setting:.1f}°F, charge {st.dhw_charge_per}%, "
-                       f"{st.current_inst_power} W, mode {st.dhw_mode!s}, operationMode {st.operation_mode}")
+                       f"{st.current_inst_power} W, mode {_mode_name(st.dhw_mode)}, operationMode {st.operation_mode} "
+                       f"({st.operation_state})")
     return failed
 
 

@@ -12,6 +12,9 @@
     ├── PayloadError              a message from the wire could not be parsed
     └── StoreError                the data directory cannot be written or read
 
+The original NaviLink library's names resolve here too (bottom of this module): ``DeviceError``,
+``CommunicationError`` (the base), ``TokenExpiredError``, ``MQTTError``, ``WebSocketError``.
+
 No message or attribute ever holds a password, token or AWS key.
 """
 
@@ -92,3 +95,15 @@ class PayloadError(NaviLinkError, ValueError):
 
 class StoreError(NaviLinkError):
     """The data directory cannot be written or read."""
+
+
+# --- the original NaviLink library's exception names, resolved to this tree ---------------------
+# Its DeviceError and CommunicationError were bases of several errors; ours are split by cause,
+# so they map to the base class (catching them catches at least what the original raised).
+NavilinkError = NaviLinkError  # its first releases spelt it this way
+DeviceError = NaviLinkError
+CommunicationError = NaviLinkError
+TokenExpiredError = AuthenticationError
+MQTTError = NaviLinkConnectionError
+WebSocketError = NaviLinkConnectionError
+MessageError = PayloadError

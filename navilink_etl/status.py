@@ -17,7 +17,7 @@ from . import physics
 from .errors import PayloadError
 from .fields import BY_KEY, BY_SI, DECODE, DERIVED_BY_SI, FIELDS, HALF, Field
 from .identity import normalize_mac
-from .protocol import Command, DhwMode, Event
+from .protocol import Command, DhwMode, Event, OperationMode
 
 PARSER_VERSION = 1
 
@@ -346,9 +346,10 @@ class DeviceStatus:
     """One status snapshot: raw wire values plus typed SI values (units in names), each decoded
     as the field table says (an attribute named like a field's SI name is that field).
 
-    The original NaviLink library's names are kept for its users: ``dhw_charge_per`` (%),
-    ``dhw_temperature`` and ``dhw_temperature_setting`` (degF), ``operation_mode``,
-    ``current_inst_power`` (W).
+    The original NaviLink library's names are kept for its users: ``dhw_charge_per`` and
+    ``dhw_charge_percent`` (%), ``dhw_temperature``, ``dhw_temperature_setting``,
+    ``tank_upper_temperature`` and ``tank_lower_temperature`` (degF), ``operation_mode`` (raw, named
+    by ``operation_state``), ``current_inst_power`` (W, elements included), ``error_code``.
     """
 
     raw: RawStatus
@@ -409,13 +410,60 @@ class DeviceStatus:
 
     @property
     def dhw_temperature(self) -> float | None:
-        """Tank (upper) water temperature in degF."""
+        """Water temperature near the top of the tank in degF (``dhwTemperature``, docs/protocol.md
+        4.3 #12); the original library called it the hot-water outlet temperature."""
         return c_to_f(self.dhw_temperature_c)
 
     @property
     def dhw_temperature_setting(self) -> float | None:
         """Setpoint in degF."""
         return c_to_f(self.setpoint_c)
+
+    @property
+    def tank_upper_temperature(self) -> float | None:
+        """Upper tank thermistor in degF (``tankUpperTemperature``, deci-degC; docs/protocol.md 4.3
+        #21). The original library read it as 0.1 degF from the cold inlet: it is the tank's top."""
+        return c_to_f(self.tank_upper_c)
+
+    @property
+    def tank_lower_temperature(self) -> float | None:
+        """Lower tank thermistor in degF (``tankLowerTemperature``, deci-degC; docs/protocol.md 4.3
+        #22). The original library took it for the heat pump's ambient air; that is ``ambient_c``."""
+        return c_to_f(self.tank_lower_c)
+
+    @property
+    def operation_state(self) -> str | None:
+        """``operation_mode`` named: "standby", "heat_pump", "element" or "heat_pump_and_element"
+        (what is engaged, docs/protocol.md 5.2; the original's 33/34 never occur), else "unknown_<n>"."""
+        v = self.operation_mode
+        if v is None:
+            return None
+        try:
+            return OperationMode(v).name.lower()
+        except ValueError:
+            return f"unknown_{v}"
+
+    # raw on/off flags (1 off, 2 on) under the original library's names
+    @property
+    def comp_use(self) -> int | None:
+        return self._v("compUse")
+
+    @property
+    def heat_upper_use(self) -> int | None:
+        return self._v("heatUpperUse")
+
+    @property
+    def heat_lower_use(self) -> int | None:
+        return self._v("heatLowerUse")
+
+    @property
+    def eva_fan_use(self) -> int | None:
+        return self._v("evaFanUse")
+
+    @property
+    def wifi_rssi(self) -> int | None:
+        """Raw, positive (59-61 seen); not dBm (docs/protocol.md 4.3 #18)."""
+        return self._v("wifiRssi")
 
     @property
     def dhw_mode(self) -> DhwMode | int | None:

@@ -49,7 +49,8 @@ def test_bad_configuration_exits_2_with_the_variable(monkeypatch: pytest.MonkeyP
     assert "NAVILINK_TIMEZONE" in result.output
 
 
-def test_status_without_account_explains(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = runner.invoke(app, ["status"])
-    assert result.exit_code == 2
-    assert "NAVILINK_EMAIL" in result.output
+def test_status_without_account_says_the_heaters_are_simulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["status", "--devices", "1"])
+    assert result.exit_code == 0, result.output
+    assert "No NAVILINK_EMAIL set" in result.output and "SIMULATED" in result.output
+    assert result.output.count("(simulated): tank") == 1

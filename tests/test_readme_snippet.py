@@ -1,4 +1,5 @@
-"""The original NaviLink library's Basic Usage snippet runs unchanged against `navilink-etl sim serve`."""
+"""The original NaviLink library's Basic Usage snippet, and the README's "Coming from the original
+NaviLink library" example, run unchanged against `navilink-etl sim serve`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,18 @@ async def main():
 
 asyncio.run(main())
 '''
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README."""
+    text = README.read_text(encoding="utf-8")
+    rest = text[text.index(heading):]
+    m = re.search(r"```python\n(.*?)```", rest, re.S)
+    assert m, f"no python block under {heading!r}"
+    return m.group(1)
 
 
 def _start_serve() -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -77,3 +90,25 @@ def test_original_snippet_runs_unchanged_against_sim_serve(tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_readme_original_library_example_runs_against_sim_serve(tmp_path: Path) -> None:
+    code = readme_block("## Coming from the original NaviLink library")
+    assert "from navilink import NaviLinkClient, NaviLinkConfig" in code
+    proc, exports = _start_serve()
+    try:
+        script = tmp_path / "coming_from_navilink.py"
+        script.write_text(code, encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NAVILINK_")} | exports
+        run = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=90)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert re.fullmatch(r"Device: \S.* \(MAC: [0-9a-f]{12}\) online: True", lines[0])
+    assert re.fullmatch(r"DHW Charge: \d{1,3}%  Temperature: [\d.]+°F", lines[1])
+    assert re.fullmatch(r"Operation Mode: (0|32|64|96) \((standby|heat_pump|element|heat_pump_and_element)\)  "
+                        r"Power: \d+W", lines[2])
+    assert exports["NAVILINK_PASSWORD"] not in run.stdout + run.stderr

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from ..config import NaviLinkConfig, load_config
 from ..errors import AuthenticationError, NaviLinkError, PayloadError
 from ..identity import normalize_mac
+from ..redact import register_password
 from .auth import Authenticator
 from .device import NaviLinkDevice
 from .mqtt import ConnectionListener, MessageListener, MqttSession, new_client_id
@@ -122,6 +123,7 @@ class NaviLinkClient:
                                       "NAVILINK_PASSWORD")
         self._email = email
         self._password = pw if isinstance(pw, SecretStr) else SecretStr(str(pw))
+        register_password(self._password.get_secret_value())  # masked in logs however it was given
         await auth.sign_in(email, self._password)
 
     @property

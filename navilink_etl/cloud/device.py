@@ -1,7 +1,7 @@
 """One NWP500 on the account: status, DID, controls, the device's energy history and TOU plan.
 
 Requests go over MQTT through the client's session; values are validated here before anything
-is sent (setpoints in half-degC, PROTOCOL.md 3.5) and replies are parsed only by ``status``.
+is sent (setpoints in half-degC, docs/protocol.md 3.5) and replies are parsed only by ``status``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ _MODE_NAMES = {
     "hybrid": DhwMode.ENERGY_SAVER, "high_demand": DhwMode.HIGH_DEMAND,
     "vacation": DhwMode.VACATION,
 }
+
+
+# The original library's set_operation_mode numbers (its readings of ``operationMode``, docs/protocol.md
+# 5.2) -> the DHW mode that produces them; 0 (off/standby) is the power-off command.
+ORIGINAL_OPERATION_MODES: dict[int, DhwMode | None] = {
+    0: None, 32: DhwMode.HEAT_PUMP, 33: DhwMode.ELECTRIC, 34: DhwMode.ENERGY_SAVER,
+}
+_OFF_NAMES = frozenset({"off", "standby", "power_off"})
 
 
 def coerce_mode(mode: DhwMode | int | str) -> DhwMode:
@@ -164,6 +172,42 @@ class NaviLinkDevice:
         self.feature: Feature | None = None
         self.last_status: DeviceStatus | None = None
 
+    # --- the original library's names ------------------------------------------------------------
+    @property
+    def mac_address(self) -> str:
+        """The MAC as 12 lower-case hex digits (the original's name for ``mac``)."""
+        return self.mac
+
+    @property
+    def connected(self) -> int | None:
+        """The REST ``connected`` code at listing time: 2 online, 1 offline (the original's field)."""
+        return self.connected_code
+
+    @property
+    def is_connected(self) -> bool:
+        """True when the cloud lists the device online, so MQTT requests can be answered.
+
+        Refreshed by ``get_connectivity_status()`` and ``client.get_devices()``."""
+        return self.online
+
+    @property
+    def model(self) -> str:
+        """The model name when the cloud gives one, else "NWP500"."""
+        v = self.info.get("modelName") or self.info.get("model")
+        return v if isinstance(v, str) and v.isprintable() and v else "NWP500"
+
+    async def get_connectivity_status(self) -> dict[str, Any]:
+        """Ask the cloud (REST ``/device/info``) whether the device is online now.
+
+        Returns ``{"device_connected": 1 or 0, "connected": <REST code>}`` as the original did."""
+        data = await self.get_info()
+        info = data.get("deviceInfo")
+        code = info.get("connected") if isinstance(info, Mapping) else None
+        if _is_int(code):
+            self.connected_code = code
+            self.online = code == ConnectionStatus.ONLINE
+        return {"device_connected": int(self.online), "connected": self.connected_code}
+
     def __repr__(self) -> str:
         return (f"NaviLinkDevice(mac={self.mac!r}, name={self.name!r}, "
                 f"online={self.online}, home_seq={self.home_seq})")
@@ -208,7 +252,7 @@ class NaviLinkDevice:
         return self.feature
 
     async def _control(self, command: Command, param: list[int]) -> DeviceStatus:
-        if self.feature is None:  # the device's DID comes before any control (PROTOCOL.md 3.5)
+        if self.feature is None:  # the device's DID comes before any control (docs/protocol.md 3.5)
             await self.get_feature()
         _, payload, at = await self._request(
             command, control_topic(self.mac), "status", None,
@@ -239,8 +283,10 @@ class NaviLinkDevice:
             lo, hi = DEFAULT_MIN_F, DEFAULT_MAX_F
             ok = lo <= deg_f <= hi
         if not ok:
-            raise ValidationError(f"{deg_f:g} degF is outside this device's range {lo:.0f}-{hi:.0f} degF",
-                                  device=self.mac)
+            src = "its DID" if self.feature is not None and "dhwTemperatureMin" in self.feature.raw else "the default"
+            raise ValidationError(f"{deg_f:g} degF is outside this device's setpoint range {lo:.0f}-{hi:.0f} degF "
+                                  f"(from {src}); the original library's 80-140 degF is not what the device "
+                                  "accepts: pick a value in its range", device=self.mac)
         return await self._control(Command.DHW_TEMPERATURE, [raw])
 
     async def set_dhw_mode(self, mode: DhwMode | int | str, vacation_days: int | None = None) -> DeviceStatus:
@@ -257,7 +303,16 @@ class NaviLinkDevice:
             param = [int(m)]
         return await self._control(Command.DHW_MODE, param)
 
-    set_operation_mode = set_dhw_mode
+    async def set_operation_mode(self, mode: DhwMode | int | str,
+                                 vacation_days: int | None = None) -> DeviceStatus:
+        """The original library's call: 0 off/standby (power off), 32 heat pump, 33 electric only,
+        34 hybrid (energy saver); also a ``DhwMode``, its number 1-5 or a name ("heat_pump", "off")."""
+        if isinstance(mode, str) and mode.strip().lower().replace("-", "_").replace(" ", "_") in _OFF_NAMES:
+            return await self.power_off()
+        if _is_int(mode) and not isinstance(mode, DhwMode) and int(mode) in ORIGINAL_OPERATION_MODES:
+            target = ORIGINAL_OPERATION_MODES[int(mode)]
+            return await (self.power_off() if target is None else self.set_dhw_mode(target))
+        return await self.set_dhw_mode(mode, vacation_days)
 
     async def power_on(self) -> DeviceStatus:
         return await self._control(Command.POWER_ON, [])
