@@ -3,7 +3,6 @@ energy replies. Bad entries are skipped and reported; everything else is a NaviL
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
