@@ -1,7 +1,7 @@
 """NaviLink wire constants: every topic string, command code and enum value in one place.
 
 Shared by the cloud client and by the simulator's device agent (the second implementation of
-the device). Sources and evidence: ../shared/PROTOCOL.md sections 3-6.
+the device). Sources and evidence: docs/protocol.md sections 3-6.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ DEFAULTS: dict[str, float] = {
     "rated_element_w": 5000.0,
     "default_ua_w_per_k": 2.4,  # used until a device has a fitted standby window
     "default_capacity_wh_per_k": 281.0,  # 65-gal tank (241.7 L x 1.163 Wh/(L*K))
-    "default_reference_c": 35.0,  # energy-field reference of the 2025-09 firmware (PROTOCOL 4.4)
+    "default_reference_c": 35.0,  # energy-field reference of the 2025-09 firmware (docs/protocol.md 4.4)
     "draw_context_s": 900.0,  # a cycle starting this soon after a draw was triggered by it
     "wh_per_gal_degf": physics.WH_PER_GAL_F,  # unit constants: their home is physics.py
     "degf_per_k": physics.F_PER_K,

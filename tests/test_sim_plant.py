@@ -1,4 +1,4 @@
-"""Plant physics and control: energy balance, the sanity figures of ANALYTICS.md section 3, the
+"""Plant physics and control: energy balance, the sanity figures of docs/metrics.md section 3, the
 heat-pump map, stratification, draws (household and DOE) and UEF."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_recovery_58_to_125f_heat_pump_only() -> None:
     hours = (cyc[2] - cyc[1]) / 3600.0
     thermal = h.tank.stored_wh(0.0) - stored0
     assert thermal == pytest.approx(10_400, rel=0.03)  # ~10.4 kWh thermal
-    # the ANALYTICS.md map gives ~6.7 h at 67.5 F (8.8 h in a 50 F room); "about 8 h"
+    # the docs/metrics.md map gives ~6.7 h at 67.5 F (8.8 h in a 50 F room); "about 8 h"
     assert 6.0 <= hours <= 9.0
     assert cyc[3] == "heat_pump" and cyc[6] == 0.0
     assert 3.5 <= cyc[18] <= 5.5  # COP over a cold-start recovery
@@ -89,7 +89,7 @@ def test_heat_pump_map_cop_in_a_65_to_75f_room() -> None:
             p, cop = hp_performance((tank_f - 32) / 1.8, (room_f - 32) / 1.8)
             assert 2.5 <= cop <= 3.6, (room_f, tank_f, cop)
             assert 400 <= p <= 480
-    # the anchors of ANALYTICS.md: 67.5 F room, 120 F tank
+    # the anchors of docs/metrics.md: 67.5 F room, 120 F tank
     p, cop = hp_performance((120 - 32) / 1.8, (67.5 - 32) / 1.8)
     assert p == pytest.approx(116.6 + 2.467 * 120, rel=1e-9)
     assert cop == pytest.approx(8.833 - 0.04431 * 120, rel=1e-9)

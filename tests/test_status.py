@@ -56,7 +56,7 @@ def test_heatpump_running_reply_converts_units() -> None:
     assert st_.operation_mode == 32
     assert st_.dhw_mode == DhwMode.HEAT_PUMP
     assert st_.dhw_charge_per == 92 and st_.dhw_charge_percent == 92
-    # PROTOCOL.md 4.4 worked example: total 1861 -> 7444 Wh, available 379 -> 1516 Wh, usable 5928
+    # docs/protocol.md 4.4 worked example: total 1861 -> 7444 Wh, available 379 -> 1516 Wh, usable 5928
     assert st_.full_recovery_wh == 7444 and st_.energy_to_setpoint_wh == 1516
     assert st_.usable_energy_wh == 5928
 

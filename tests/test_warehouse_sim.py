@@ -1,4 +1,4 @@
-"""Warehouse views against the simulator's ground truth (ANALYTICS.md section 4 tolerances).
+"""Warehouse views against the simulator's ground truth (docs/metrics.md section 4 tolerances).
 
 Five scenarios, 3 days each at a 30 s poll with 5 % of replies lost and one multi-hour outage,
 simulated once per module; plus the invariants every view must keep (zero-row queries).

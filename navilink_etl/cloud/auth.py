@@ -1,6 +1,6 @@
 """NaviLink sign-in and token lifecycle: JWT refresh, AWS credential renewal by re-sign-in.
 
-Quirks (PROTOCOL.md 1): errors come as HTTP 200 with a body code; a rejected password is never
+Quirks (docs/protocol.md 1): errors come as HTTP 200 with a body code; a rejected password is never
 retried; ``/auth/refresh`` returns only the JWT trio, so AWS credentials need a full sign-in.
 """
 
@@ -63,7 +63,7 @@ async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
 
 
 def is_invalid_credentials(code: Any, msg: Any) -> bool:
-    """The body says the e-mail/password was rejected (PROTOCOL.md 1.5)."""
+    """The body says the e-mail/password was rejected (docs/protocol.md 1.5)."""
     text = str(msg or "")
     if code in (1001, 401) or text.upper() in _INVALID_MSGS:
         return True

@@ -2,7 +2,7 @@
 
 awscrt calls back on its own threads; everything is handed to the event loop with
 ``call_soon_threadsafe`` and its futures are awaited with ``asyncio.wrap_future``. One supervisor
-task owns recovery (PROTOCOL.md 7.4-7.6): it waits briefly for the SDK's own resume, then
+task owns recovery (docs/protocol.md 7.4-7.6): it waits briefly for the SDK's own resume, then
 rebuilds the connection (closing the old one first, re-signing in when the AWS keys are stale)
 with exponential backoff 1-120 s and +-50 % jitter.
 """
@@ -47,9 +47,9 @@ CONNECTION_EVENTS = ("connected", "interrupted", "resumed", "reconnect_failed", 
 
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 120.0
-ACK_TIMEOUT_S = 30.0  # longest wait for any broker acknowledgement (half-open TCP, PROTOCOL 7.7)
+ACK_TIMEOUT_S = 30.0  # longest wait for any broker acknowledgement (half-open TCP, docs/protocol.md 7.7)
 KEEP_ALIVE_S = 60
-RESIGN_EVERY = 10  # full rebuild with a fresh sign-in every 10th failed attempt (PROTOCOL 7.5)
+RESIGN_EVERY = 10  # full rebuild with a fresh sign-in every 10th failed attempt (docs/protocol.md 7.5)
 
 
 def new_client_id() -> str:

@@ -1,7 +1,7 @@
 """NaviLink REST calls: device list (paged), device info, firmware info and TOU plan.
 
 Every reply is the envelope ``{code, msg, data}``; a non-200 code is an ``APIError``, and a 401
-triggers exactly one token refresh and one retry (PROTOCOL.md 1.5, 2).
+triggers exactly one token refresh and one retry (docs/protocol.md 1.5, 2).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Shape check of a GET /device/tou plan before anyone saves or prices with it.
 
 A season is a 12-bit month mask, an interval a weekday mask, an inclusive start/end time of day and
-integer prices scaled by 10^decimalPoint (the captured PG&E plan; PROTOCOL.md 2.4).
+integer prices scaled by 10^decimalPoint (the captured PG&E plan; docs/protocol.md 2.4).
 """
 
 from __future__ import annotations

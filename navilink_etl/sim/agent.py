@@ -1,6 +1,6 @@
 """The per-device MQTT agent: answers requests on a device's topics and publishes its pushes.
 
-It is the wire half of a simulated NWP500 (PROTOCOL.md 3.6-3.8, 6); all state lives in the
+It is the wire half of a simulated NWP500 (docs/protocol.md 3.6-3.8, 6); all state lives in the
 ``DeviceModel`` it drives. Replies go verbatim to the request's ``responseTopic``; pushes go to
 the most recent requester's with a "0".."9" sessionID counter.
 """

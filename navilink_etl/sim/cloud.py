@@ -1,7 +1,7 @@
 """The offline fake NaviLink cloud: REST + AWS-IoT-like broker + one agent per simulated device.
 
 ``async with FakeCloud() as fc:`` then point a client at ``fc.client_overrides()`` (or
-``fc.env()``). Everything binds 127.0.0.1; fault methods reproduce PROTOCOL.md section 7.
+``fc.env()``). Everything binds 127.0.0.1; fault methods reproduce docs/protocol.md section 7.
 """
 
 from __future__ import annotations

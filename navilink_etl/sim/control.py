@@ -25,7 +25,7 @@ from .weather import Weather, inlet_c
 TRUTH_STEP_S = 60.0
 _INF = math.inf
 
-# heat-pump phases -> currentStatenum (PROTOCOL.md 5.5)
+# heat-pump phases -> currentStatenum (docs/protocol.md 5.5)
 HP_OFF, HP_HOLD, HP_PRERUN, HP_RUN = 0, 1, 2, 3
 # DhwMode as plain ints: the controller runs every step and enum look-ups cost
 _HEAT_PUMP, _ELECTRIC, _SAVER, _BOOST, _VACATION, _OFF = (int(m) for m in DhwMode)

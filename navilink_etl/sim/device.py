@@ -36,7 +36,7 @@ STATE_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 _IX = {k: i for i, k in enumerate(STATE_FIELDS)}
 
-# Values that never change in the capture (PROTOCOL.md 4.3).
+# Values that never change in the capture (docs/protocol.md 4.3).
 _CONSTANTS: dict[str, int] = {
     "outsideTemperature": 0, "specialFunctionStatus": 1, "didReload": 1, "errorCode": 0,
     "subErrorCode": 0, "freezeProtectionUse": 2, "dhwUseSustained": 0, "programReservationUse": 1,
@@ -131,7 +131,7 @@ def wire_columns(s: np.ndarray, *, firmware: str, counts_per_k: float, reference
         "heatLowerUse": _r(col("lower")),
         "cumulatedOpTimeEvaFan": np.floor(col("fan_hours")).astype(np.int64),
         # thresholds as the capture shows them: "on" = setpoint for the engaged source, 70 (35 C,
-        # the floor) otherwise; "off" tracks the setpoint (PROTOCOL.md 4.3 rows 68-83)
+        # the floor) otherwise; "off" tracks the setpoint (docs/protocol.md 4.3 rows 68-83)
         "hpUpperOnTempSetting": sp_or_70(hp_eng),
         "hpUpperOffTempSetting": sp_half,
         "hpLowerOnTempSetting": sp_or_70(hp_eng),
@@ -408,7 +408,7 @@ def _day_obj(acc: list[float] | None) -> dict[str, int]:
 
 
 def energy_reply(ems: dict[Any, list[float]], year: int, months: list[int]) -> dict[str, Any]:
-    """PROTOCOL.md section 6 ``response``: one zero-filled entry per calendar day, total = sum."""
+    """docs/protocol.md section 6 ``response``: one zero-filled entry per calendar day, total = sum."""
     usage = []
     total = {"hpUsage": 0, "heUsage": 0, "hpTime": 0, "heTime": 0}
     for m in months:

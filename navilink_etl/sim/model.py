@@ -37,7 +37,7 @@ class DeviceModel(Protocol):
         """Apply a control request as the real device would; False if it is ignored (e.g. GOOUT_DAY)."""
 
     def drain_pushes(self) -> list[Push]:
-        """Snapshots for each state change since the last call (event codes per PROTOCOL.md 3.8)."""
+        """Snapshots for each state change since the last call (event codes per docs/protocol.md 3.8)."""
 
     def feature(self) -> dict[str, Any]:
         """The DID/feature object (``response.feature``)."""

@@ -1,6 +1,6 @@
 """The fake NaviLink REST API (``/api/v2.1``): sign-in, refresh, device list/info/firmware/TOU.
 
-Shapes follow the capture (PROTOCOL.md sections 1-2): errors on sign-in come back as HTTP 200 with
+Shapes follow the capture (docs/protocol.md sections 1-2): errors on sign-in come back as HTTP 200 with
 a body code; a ``Bearer`` prefix, an unknown or expired access token gets 401 (configurable).
 Tokens are opaque random strings; AWS credentials are checked by the fake broker.
 """

@@ -1,6 +1,6 @@
 -- heating_cycles: one row per device per heating cycle (int_cycle_pieces: first to last piece
 -- with a heat source on within one run of heating demand; at_gap when a long gap borders it).
--- Heat delivered (ANALYTICS.md 2): where the cycle is measurable (int_cycles: no draw, no gap,
+-- Heat delivered (docs/metrics.md 2): where the cycle is measurable (int_cycles: no draw, no gap,
 -- valid stored-energy figures) heat_out_wh = change in the device's stored energy + UA x
 -- integral(T - T_room) dt (method 'measured'); otherwise element Wh + compressor Wh x the device's
 -- fitted COP map (method 'modelled'). cop = (heat_out_wh - element_wh) / compressor_wh.

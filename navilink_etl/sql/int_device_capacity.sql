@@ -2,7 +2,7 @@
 -- The device's full-recovery energy is C x (setpoint - reference): across two or more setpoints
 -- the slope gives C exactly ('setpoint_change'); with one, C = full-recovery energy / (setpoint -
 -- reference), the reference being the minimum setpoint the newer firmware reports, else
--- settings.default_reference_c (~35 degC on the 2025-09 firmware, PROTOCOL.md 4.4: an
+-- settings.default_reference_c (~35 degC on the 2025-09 firmware, docs/protocol.md 4.4: an
 -- assumption, hence capacity_source 'reference').
 -- Inputs: int_device_states, settings. Units: Wh/K.
 with

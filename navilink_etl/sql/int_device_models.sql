@@ -1,5 +1,5 @@
 -- int_device_models: one row per device: int_device_loss plus cop_factor, which scales the
--- ANALYTICS.md COP map (macro cop_map, 65-gal class) to the device: the median of measured COP /
+-- docs/metrics.md COP map (macro cop_map, 65-gal class) to the device: the median of measured COP /
 -- map COP over measurable heat-pump-only cycles (1 without any).
 -- Inputs: int_device_loss, int_cycles. Units: W/K, Wh/K.
 with

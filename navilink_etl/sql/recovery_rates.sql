@@ -1,5 +1,5 @@
 -- recovery_rates: one row per device per measured heating cycle without a draw: how fast the
--- active sources recover the tank (ANALYTICS.md 2). thermal_w = heat delivered / duration;
+-- active sources recover the tank (docs/metrics.md 2). thermal_w = heat delivered / duration;
 -- k_per_h = rise of the tank's mean temperature per hour, from the device's stored energy and the
 -- tank heat capacity (int_device_models.capacity_wh_per_k); sensor_k_per_h = the same from the
 -- mean of the two thermistors (stratification makes it differ); gal_per_h_67f = gallons per hour

@@ -1,4 +1,4 @@
--- stg_energy_daily: one row per device per day of the device's own history (EMS, PROTOCOL.md 6),
+-- stg_energy_daily: one row per device per day of the device's own history (EMS, docs/protocol.md 6),
 -- the latest fetch of each day winning (the current day's figures are partial).
 -- Inputs: src_energy. Units: Wh and hours as the device reports them.
 with
