@@ -1,0 +1,107 @@
+"""What the store accepts: the range of every value it spools, from the Parquet column type and
+physics. A row outside them is quarantined with the field, the value and the reason."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+
+from ..identity import is_mac
+
+# Dates the store will name a partition after: wide enough for any simulation, and no
+# ``date=9999-...`` or ``date=0001-...`` folder. Importers use a narrower window for wire times.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+_EPOCH = date(1970, 1, 1)
+FIRST_EPOCH_DAY = (FIRST_DAY - _EPOCH).days
+LAST_EPOCH_DAY = (LAST_DAY - _EPOCH).days
+FIRST_US = FIRST_EPOCH_DAY * 86_400_000_000
+END_US = (LAST_EPOCH_DAY + 1) * 86_400_000_000  # exclusive
+
+# A day's energy: the heater's elements and compressor together draw under 5 kW, so a day holds
+# under 120 kWh; 1,000 kWh leaves room for any model while refusing "all ones" counters.
+MAX_DAY_WH = 1_000_000
+MAX_DAY_H = 24
+
+_INT_RANGE = {pl.Int64: (-(2**63), 2**63 - 1), pl.Int32: (-(2**31), 2**31 - 1)}
+_REQUIRED = {
+    "status": ("device", "received_at", "date", "content_hash"),
+    "energy": ("device", "day", "fetched_at"),
+    "events": ("at", "date", "kind"),
+    "quarantine": ("received_at", "date"),
+}
+_ENERGY_RANGE = {"hp_wh": (0, MAX_DAY_WH, "Wh"), "he_wh": (0, MAX_DAY_WH, "Wh"),
+                 "hp_h": (0, MAX_DAY_H, "h"), "he_h": (0, MAX_DAY_H, "h")}
+
+
+def epoch_us(t: datetime) -> int:
+    """Microseconds since 1970 of an aware datetime (exact integer arithmetic, any year)."""
+    if t.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (UTC)")
+    d = t - datetime(1970, 1, 1, tzinfo=UTC)
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def epoch_day(us: int) -> int:
+    return us // 86_400_000_000
+
+
+def shown(value: Any) -> str:
+    """A value as it appears in a reason: repr, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _value_problem(col: str, v: Any, dtype: Any) -> str | None:
+    if dtype == pl.String:
+        return None if isinstance(v, str) else f"{col}={shown(v)} is not text"
+    if dtype in _INT_RANGE:
+        lo, hi = _INT_RANGE[dtype]
+        if type(v) is not int:
+            return f"{col}={shown(v)} is not an integer"
+        if not lo <= v <= hi:
+            return f"{col}={shown(v)} does not fit the {dtype} column ({lo}..{hi})"
+        return None
+    if dtype == pl.Float64:
+        if type(v) not in (int, float) or not math.isfinite(v):
+            return f"{col}={shown(v)} is not a finite number"
+        return None if abs(v) < 1e15 else f"{col}={shown(v)} is out of range"
+    if isinstance(dtype, pl.Datetime):
+        if type(v) is not int or not FIRST_US <= v < END_US:
+            return f"{col}={shown(v)} is not a time in {FIRST_DAY}..{LAST_DAY}"
+        return None
+    if dtype == pl.Date:
+        if type(v) is not int or not FIRST_EPOCH_DAY <= v <= LAST_EPOCH_DAY:
+            return f"{col}={shown(v)} is not a day in {FIRST_DAY}..{LAST_DAY}"
+        return None
+    return f"{col} has an unexpected column type {dtype}"
+
+
+def payload_problem(dataset: str, payload: Any, schema: Mapping[str, Any]) -> str | None:
+    """Why a spool payload (times as epoch microseconds, dates as epoch days) cannot be written to
+    the dataset's Parquet files, or None when it can."""
+    if not isinstance(payload, Mapping):
+        return f"a {dataset} row is a {type(payload).__name__}, not an object"
+    for col in _REQUIRED[dataset]:
+        if payload.get(col) is None:
+            return f"{col} is missing"
+    for col, dtype in schema.items():
+        v = payload.get(col)
+        if v is not None and (why := _value_problem(col, v, dtype)):
+            return why
+    dev = payload.get("device")
+    if dev is not None and not is_mac(dev):
+        return f"device={shown(dev)} is not a MAC (12 lowercase hex digits)"
+    time_col = {"status": "received_at", "events": "at", "quarantine": "received_at"}.get(dataset)
+    if time_col and payload["date"] != epoch_day(payload[time_col]):
+        return f"date={payload['date']} is not the UTC day of {time_col}"
+    if dataset == "energy":
+        for col, (lo, hi, unit) in _ENERGY_RANGE.items():
+            v = payload.get(col)
+            if v is not None and not lo <= v <= hi:
+                return f"{col}={shown(v)} is outside {lo}..{hi} {unit} for one day"
+    return None
