@@ -340,7 +340,7 @@ class Store:
         self._check_open()
         items, refused = [], []
         for r in rows:
-            item, why = self._status_item(r)
+            item, why = _status_item(r)
             if item is None:
                 refused.append(self._refused_item(STATUS, r, why))
             else:
@@ -350,25 +350,6 @@ class Store:
         self.stats.duplicates_skipped += len(items) - n
         return n
 
-    def _status_item(self, r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
-        at = r.get("received_at")
-        if not isinstance(at, datetime) or at.tzinfo is None:
-            return None, f"received_at={shown(at)} is not a timezone-aware time"
-        dev = normalize_mac(r.get("device"))
-        if dev is None:
-            return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
-        at_us = epoch_us(at)
-        try:
-            h = r.get("content_hash") or _status_hash_from_row(r)
-        except (ValueError, TypeError) as exc:
-            return None, f"no content hash: {exc}"
-        cols = status_file_schema()
-        payload = {k: _plain(v) for k, v in r.items() if v is not None and k in cols}
-        payload.update(device=dev, received_at=at_us, content_hash=h, date=epoch_day(at_us))
-        if why := payload_problem(STATUS, payload, cols):
-            return None, why
-        return SpoolItem(STATUS, f"s|{dev}|{at_us}|{h}", at_us, payload), ""
-
     def append_energy(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Spool daily energy rows: device, day (date), hp_wh, he_wh, hp_h, he_h, fetched_at, source.
 
@@ -377,7 +358,7 @@ class Store:
         self._check_open()
         items, refused = [], []
         for r in rows:
-            item, why = self._energy_item(r)
+            item, why = _energy_item(r)
             if item is None:
                 refused.append(self._refused_item(ENERGY, r, why))
             else:
@@ -385,25 +366,6 @@ class Store:
         n = self.spool.append(items)
         self._refuse(refused)
         return n
-
-    def _energy_item(self, r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
-        day, fetched = r.get("day"), r.get("fetched_at")
-        if type(day) is not date:
-            return None, f"day={shown(day)} is not a date"
-        if not isinstance(fetched, datetime) or fetched.tzinfo is None:
-            return None, f"fetched_at={shown(fetched)} is not a timezone-aware time"
-        dev = normalize_mac(r.get("device"))
-        if dev is None:
-            return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
-        f_us = epoch_us(fetched)
-        payload = {"device": dev, "day": (day - date(1970, 1, 1)).days, "fetched_at": f_us,
-                   "source": r.get("source")}
-        for k in ("hp_wh", "he_wh", "hp_h", "he_h"):
-            payload[k] = _plain(r.get(k))
-        if why := payload_problem(ENERGY, payload, energy_schema()):
-            return None, why
-        key = f"e|{dev}|{payload['day']}|{f_us}|" + _hash(payload)
-        return SpoolItem(ENERGY, key, f_us, payload), ""
 
     def append_event(self, kind: str, *, detail: str = "", device: str | None = None,
                      severity: str = "info", duration_s: float | None = None,
@@ -494,7 +456,7 @@ class Store:
             try:
                 return self._write_batch(batch)
             except _WriteFailed as exc:
-                cause = exc.__cause__
+                cause = exc.__cause__ or exc
                 if isinstance(cause, StoreError):
                     raise cause from None  # the disk (full, read-only, gone): retry later
                 if isinstance(cause, OSError) or is_disk_full(cause):
@@ -799,6 +761,55 @@ class Store:
     def scan(self, dataset: str) -> pl.LazyFrame:
         """A lazy frame over one dataset (empty with the right schema when nothing is stored)."""
         return scan_dataset(self.data_dir, dataset)
+
+
+def row_problem(dataset: str, row: Mapping[str, Any]) -> str | None:
+    """Why ``append_status``/``append_energy`` would quarantine ``row`` (field, value, reason),
+    or None: importers check rows with it before they batch them."""
+    _, why = (_status_item if dataset == STATUS else _energy_item)(row)
+    return why or None
+
+
+def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
+    at = r.get("received_at")
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        return None, f"received_at={shown(at)} is not a timezone-aware time"
+    dev = normalize_mac(r.get("device"))
+    if dev is None:
+        return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
+    at_us = epoch_us(at)
+    try:
+        h = r.get("content_hash") or _status_hash_from_row(r)
+    except (ValueError, TypeError) as exc:
+        return None, f"no content hash: {exc}"
+    cols = status_file_schema()
+    payload = {k: _plain(v) for k, v in r.items() if v is not None and k in cols}
+    payload.update(device=dev, received_at=at_us, content_hash=h, date=epoch_day(at_us))
+    if why := payload_problem(STATUS, payload, cols):
+        return None, why
+    return SpoolItem(STATUS, f"s|{dev}|{at_us}|{h}", at_us, payload), ""
+
+
+
+def _energy_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
+    day, fetched = r.get("day"), r.get("fetched_at")
+    if type(day) is not date:
+        return None, f"day={shown(day)} is not a date"
+    if not isinstance(fetched, datetime) or fetched.tzinfo is None:
+        return None, f"fetched_at={shown(fetched)} is not a timezone-aware time"
+    dev = normalize_mac(r.get("device"))
+    if dev is None:
+        return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
+    f_us = epoch_us(fetched)
+    payload = {"device": dev, "day": (day - date(1970, 1, 1)).days, "fetched_at": f_us,
+               "source": r.get("source")}
+    for k in ("hp_wh", "he_wh", "hp_h", "he_h"):
+        payload[k] = _plain(r.get(k))
+    if why := payload_problem(ENERGY, payload, energy_schema()):
+        return None, why
+    key = f"e|{dev}|{payload['day']}|{f_us}|" + _hash(payload)
+    return SpoolItem(ENERGY, key, f_us, payload), ""
+
 
 
 class _WriteFailed(Exception):
