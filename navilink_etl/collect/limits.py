@@ -50,6 +50,15 @@ def epoch_day(us: int) -> int:
     return us // 86_400_000_000
 
 
+def time_problem(col: str, t: Any) -> str | None:
+    """Why ``t`` cannot be a stored time (not aware, or outside FIRST_DAY..LAST_DAY), or None."""
+    if not isinstance(t, datetime) or t.tzinfo is None:
+        return f"{col}={shown(t)} is not a timezone-aware time"
+    if not FIRST_US <= epoch_us(t) < END_US:
+        return f"{col}={t.isoformat()} is outside {FIRST_DAY}..{LAST_DAY}"
+    return None
+
+
 def shown(value: Any) -> str:
     """A value as it appears in a reason: repr, at most 60 characters."""
     text = repr(value)

@@ -59,6 +59,7 @@ from .limits import (
     epoch_us,
     payload_problem,
     shown,
+    time_problem,
 )
 from .spool import DiskFullError, FlushBatch, Spool, SpoolItem, is_disk_full, storage_error
 
@@ -376,6 +377,8 @@ class Store:
         """
         self._check_open()
         at = at or datetime.now(UTC)
+        if why := time_problem("at", at):  # the event is kept, at the time it is recorded
+            detail, at = f"{detail} (event time {shown(at)} refused: {why})".strip(), datetime.now(UTC)
         mac = normalize_mac(device) if device is not None else None
         if device is not None and mac is None:
             detail = f"{detail} (device {shown(device)} is not a MAC)".strip()
@@ -772,8 +775,8 @@ def row_problem(dataset: str, row: Mapping[str, Any]) -> str | None:
 
 def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
     at = r.get("received_at")
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        return None, f"received_at={shown(at)} is not a timezone-aware time"
+    if why := time_problem("received_at", at):
+        return None, why
     dev = normalize_mac(r.get("device"))
     if dev is None:
         return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
@@ -793,10 +796,10 @@ def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
 
 def _energy_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
     day, fetched = r.get("day"), r.get("fetched_at")
-    if type(day) is not date:
-        return None, f"day={shown(day)} is not a date"
-    if not isinstance(fetched, datetime) or fetched.tzinfo is None:
-        return None, f"fetched_at={shown(fetched)} is not a timezone-aware time"
+    if type(day) is not date or not FIRST_DAY <= day <= LAST_DAY:
+        return None, f"day={shown(day)} is not a date in {FIRST_DAY}..{LAST_DAY}"
+    if why := time_problem("fetched_at", fetched):
+        return None, why
     dev = normalize_mac(r.get("device"))
     if dev is None:
         return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
