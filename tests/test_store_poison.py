@@ -195,3 +195,13 @@ def test_tou_plans_are_saved_only_under_a_mac_and_only_when_valid(tmp_path: Path
         with pytest.raises(PayloadError, match="schedule"):
             s.save_tou_plan("001122334455", {"data": {}})
     assert sorted(p.name for p in (tmp_path / "tou").iterdir()) == [f"{MAC}.json"]
+
+
+def test_text_the_spool_cannot_hold_is_refused_or_replaced(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        row = dict(rows_for(MAC, 1, start=T0)[0], session_id="s\ud800")
+        assert s.append_status([row]) == 0
+        assert s.quarantine(reason="r\udcff", raw="raw \ud800", source="mqtt", received_at=T0)
+        assert s.append_event("x\ud800", at=T0) is False
+    q = quarantined(tmp_path)
+    assert q.height == 3 and any("not valid Unicode" in r for r in q.get_column("reason").to_list())

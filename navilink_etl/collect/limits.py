@@ -65,9 +65,19 @@ def shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the spool's JSON cannot hold it
+        return False
+    return True
+
+
 def _value_problem(col: str, v: Any, dtype: Any) -> str | None:
     if dtype == pl.String:
-        return None if isinstance(v, str) else f"{col}={shown(v)} is not text"
+        if not isinstance(v, str):
+            return f"{col}={shown(v)} is not text"
+        return None if v.isascii() or _is_utf8(v) else f"{col}={shown(v)} is not valid Unicode text"
     if dtype in _INT_RANGE:
         lo, hi = _INT_RANGE[dtype]
         if type(v) is not int:

@@ -834,8 +834,14 @@ def _quarantine_payload(*, reason: Any, raw: Any, source: Any, topic: Any = None
         at_us = epoch_us(datetime.now(UTC))
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
     return {"received_at": at_us, "date": epoch_day(at_us), "device": normalize_mac(device),
-            "source": str(source), "topic": None if topic is None else str(topic),
-            "reason": str(reason), "raw": text}
+            "source": _text(source), "topic": None if topic is None else _text(topic),
+            "reason": _text(reason), "raw": _text(text)}
+
+
+def _text(value: Any) -> str:
+    """``value`` as text the spool's JSON can hold (lone surrogates replaced)."""
+    text = str(value)
+    return text if text.isascii() else text.encode("utf-8", "replace").decode()
 
 
 def _refused_payload(dataset: str, row: Any, why: str) -> dict[str, Any]:
