@@ -205,3 +205,20 @@ def test_text_the_spool_cannot_hold_is_refused_or_replaced(tmp_path: Path) -> No
         assert s.append_event("x\ud800", at=T0) is False
     q = quarantined(tmp_path)
     assert q.height == 3 and any("not valid Unicode" in r for r in q.get_column("reason").to_list())
+
+
+def test_a_planted_compaction_journal_cannot_delete_outside_or_stop_the_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    victim = tmp_path / "victim.parquet"
+    victim.write_bytes(b"keep me")
+    Store(data).close()
+    db = sqlite3.connect(data / "spool" / "spool.sqlite")
+    db.executemany("INSERT INTO compactions (target, sources) VALUES (?, ?)", [
+        ("../victim.parquet", orjson.dumps(["../victim.parquet"]).decode()),
+        ("status/x.parquet", "{not json"),
+    ])
+    db.commit()
+    db.close()
+    with Store(data) as s:
+        assert s.spool.open_compactions() == []
+    assert victim.read_bytes() == b"keep me"

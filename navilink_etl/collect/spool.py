@@ -289,9 +289,18 @@ class Spool:
                 raise storage_error(exc, self.path.parent, "end a compaction") from None
 
     def open_compactions(self) -> list[tuple[int, str, list[str]]]:
+        """Journaled compactions not ended: (id, target, sources); unreadable sources read as none."""
+        out = []
         with self._lock:
-            return [(int(i), str(t), list(orjson.loads(s)))
-                    for i, t, s in self._db.execute("SELECT id, target, sources FROM compactions")]
+            for i, t, s in self._db.execute("SELECT id, target, sources FROM compactions"):
+                try:
+                    sources = orjson.loads(s)
+                except (orjson.JSONDecodeError, TypeError):
+                    sources = []
+                if not isinstance(sources, list):
+                    sources = []
+                out.append((int(i), str(t), [str(x) for x in sources]))
+        return out
 
     # --- misc -------------------------------------------------------------------------------
     def _rollback(self) -> None:

@@ -252,7 +252,10 @@ class Store:
             os.close(self._lock_fd)
             raise
         self._closed = False
-        self._recover()
+        try:
+            self._recover()
+        except StoreError as exc:  # bookkeeping of a crashed compaction: never a reason not to open
+            log.error("could not finish the recovery of %s: %s", self.data_dir, exc)
         if replay:
             try:
                 self.flush()
