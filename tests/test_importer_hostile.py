@@ -35,8 +35,11 @@ FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))  # 10,000 for a full 
 _STATUS = load_capture("status_response_heatpump_running.json")
 
 
+_CFG = NaviLinkConfig(timezone="UTC")
+
+
 def cfg(data: Path) -> NaviLinkConfig:
-    return NaviLinkConfig(data_dir=data, timezone="UTC")
+    return _CFG.model_copy(update={"data_dir": data})
 
 
 def good_line(i: int) -> dict[str, Any]:
