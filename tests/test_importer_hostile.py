@@ -193,7 +193,8 @@ def _cli(args: list[str], cwd: Path, data: Path) -> subprocess.CompletedProcess[
 
 
 def test_cli_import_of_a_hostile_capture(tmp_path: Path) -> None:
-    """End to end: good samples mixed with every hostile line above, through the command line."""
+    """End to end: good samples mixed with every hostile line above, through the command line;
+    then the same data folder takes another import and a short collect."""
     hostile = [bad for bad, _ in hostile_jsonl()]
     now_good = [{"received_at": (datetime.now(UTC) - timedelta(hours=1, seconds=i)).isoformat(),
                  "topic": TOPIC, "message": power_of(_STATUS, 2000 + i)} for i in range(3)]
@@ -215,6 +216,10 @@ def test_cli_import_of_a_hostile_capture(tmp_path: Path) -> None:
     again = _cli(["import", str(capture)], work, data)
     assert again.returncode == 0 and "0 status sample(s) imported, 8 already stored" in again.stdout
     assert scan_dataset(data, "status").collect().height == 8
+
+    collect = _cli(["collect", "--duration", "0.05", "--devices", "1"], work, data)  # embedded cloud
+    assert collect.returncode == 0 and "Traceback" not in collect.stdout + collect.stderr, collect.stderr
+    assert scan_dataset(data, "status").collect().height > 8
 
     only_bad = tmp_path / "bad.jsonl"
     only_bad.write_bytes(b"\n".join(hostile[:4]) + b"\n")
