@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import numbers
@@ -108,6 +109,11 @@ def quarantine_schema() -> dict[str, Any]:
 _SCHEMAS = {STATUS: status_file_schema, ENERGY: energy_schema, EVENTS: events_schema,
             QUARANTINE: quarantine_schema}
 _TIME_COL = {STATUS: "received_at", ENERGY: "fetched_at", EVENTS: "at", QUARANTINE: "received_at"}
+
+
+@functools.cache
+def _status_columns() -> dict[str, Any]:
+    return status_file_schema()  # read-only: checked against every appended status row
 
 
 def schema_of(dataset: str) -> dict[str, Any]:
@@ -778,8 +784,8 @@ def row_problem(dataset: str, row: Mapping[str, Any]) -> str | None:
 
 def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
     at = r.get("received_at")
-    if why := time_problem("received_at", at):
-        return None, why
+    if (why := time_problem("received_at", at)) or not isinstance(at, datetime):
+        return None, why or "received_at is missing"
     dev = normalize_mac(r.get("device"))
     if dev is None:
         return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
@@ -788,7 +794,7 @@ def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
         h = r.get("content_hash") or _status_hash_from_row(r)
     except (ValueError, TypeError) as exc:
         return None, f"no content hash: {exc}"
-    cols = status_file_schema()
+    cols = _status_columns()
     payload = {k: _plain(v) for k, v in r.items() if v is not None and k in cols}
     payload.update(device=dev, received_at=at_us, content_hash=h, date=epoch_day(at_us))
     if why := payload_problem(STATUS, payload, cols):
@@ -801,8 +807,8 @@ def _energy_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
     day, fetched = r.get("day"), r.get("fetched_at")
     if type(day) is not date or not FIRST_DAY <= day <= LAST_DAY:
         return None, f"day={shown(day)} is not a date in {FIRST_DAY}..{LAST_DAY}"
-    if why := time_problem("fetched_at", fetched):
-        return None, why
+    if (why := time_problem("fetched_at", fetched)) or not isinstance(fetched, datetime):
+        return None, why or "fetched_at is missing"
     dev = normalize_mac(r.get("device"))
     if dev is None:
         return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
