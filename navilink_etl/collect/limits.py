@@ -27,7 +27,7 @@ END_US = (LAST_EPOCH_DAY + 1) * 86_400_000_000  # exclusive
 MAX_DAY_WH = 1_000_000
 MAX_DAY_H = 24
 
-_INT_RANGE = {pl.Int64: (-(2**63), 2**63 - 1), pl.Int32: (-(2**31), 2**31 - 1)}
+_INT_RANGE = {"i64": (-(2**63), 2**63 - 1), "i32": (-(2**31), 2**31 - 1)}
 _REQUIRED = {
     "status": ("device", "received_at", "date", "content_hash"),
     "energy": ("device", "day", "fetched_at"),
@@ -73,34 +73,59 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _value_problem(col: str, v: Any, dtype: Any) -> str | None:
-    if dtype == pl.String:
+Columns = tuple[tuple[str, str], ...]  # (column, kind) with kind one of _KINDS
+
+
+def columns(schema: Mapping[str, Any]) -> Columns:
+    """A dataset's polars schema -> (column, kind) pairs the checks run on (compile once)."""
+    out = []
+    for col, dtype in schema.items():
+        if dtype == pl.String:
+            kind = "str"
+        elif dtype == pl.Int64 or dtype == pl.Int32:
+            kind = "i64" if dtype == pl.Int64 else "i32"
+        elif dtype == pl.Float64:
+            kind = "f64"
+        elif isinstance(dtype, pl.Datetime):
+            kind = "time"
+        elif dtype == pl.Date:
+            kind = "day"
+        else:
+            raise ValueError(f"no range check for column {col} of type {dtype}")
+        out.append((col, kind))
+    return tuple(out)
+
+
+def us_in_window(us: object) -> bool:
+    """True for epoch microseconds between FIRST_DAY and the end of LAST_DAY."""
+    return type(us) is int and FIRST_US <= us < END_US
+
+
+def _value_problem(col: str, v: Any, kind: str) -> str | None:
+    if kind == "str":
         if not isinstance(v, str):
             return f"{col}={shown(v)} is not text"
         return None if v.isascii() or _is_utf8(v) else f"{col}={shown(v)} is not valid Unicode text"
-    if dtype in _INT_RANGE:
-        lo, hi = _INT_RANGE[dtype]
+    if kind in _INT_RANGE:
+        lo, hi = _INT_RANGE[kind]
         if type(v) is not int:
             return f"{col}={shown(v)} is not an integer"
         if not lo <= v <= hi:
-            return f"{col}={shown(v)} does not fit the {dtype} column ({lo}..{hi})"
+            bits = 64 if kind == "i64" else 32
+            return f"{col}={shown(v)} does not fit the Int{bits} column ({lo}..{hi})"
         return None
-    if dtype == pl.Float64:
+    if kind == "f64":
         if type(v) not in (int, float) or not math.isfinite(v):
             return f"{col}={shown(v)} is not a finite number"
         return None if abs(v) < 1e15 else f"{col}={shown(v)} is out of range"
-    if isinstance(dtype, pl.Datetime):
-        if type(v) is not int or not FIRST_US <= v < END_US:
-            return f"{col}={shown(v)} is not a time in {FIRST_DAY}..{LAST_DAY}"
-        return None
-    if dtype == pl.Date:
-        if type(v) is not int or not FIRST_EPOCH_DAY <= v <= LAST_EPOCH_DAY:
-            return f"{col}={shown(v)} is not a day in {FIRST_DAY}..{LAST_DAY}"
-        return None
-    return f"{col} has an unexpected column type {dtype}"
+    if kind == "time":
+        return None if us_in_window(v) else f"{col}={shown(v)} is not a time in {FIRST_DAY}..{LAST_DAY}"
+    if type(v) is not int or not FIRST_EPOCH_DAY <= v <= LAST_EPOCH_DAY:
+        return f"{col}={shown(v)} is not a day in {FIRST_DAY}..{LAST_DAY}"
+    return None
 
 
-def payload_problem(dataset: str, payload: Any, schema: Mapping[str, Any]) -> str | None:
+def payload_problem(dataset: str, payload: Any, cols: Columns) -> str | None:
     """Why a spool payload (times as epoch microseconds, dates as epoch days) cannot be written to
     the dataset's Parquet files, or None when it can."""
     if not isinstance(payload, Mapping):
@@ -108,9 +133,9 @@ def payload_problem(dataset: str, payload: Any, schema: Mapping[str, Any]) -> st
     for col in _REQUIRED[dataset]:
         if payload.get(col) is None:
             return f"{col} is missing"
-    for col, dtype in schema.items():
+    for col, kind in cols:
         v = payload.get(col)
-        if v is not None and (why := _value_problem(col, v, dtype)):
+        if v is not None and (why := _value_problem(col, v, kind)):
             return why
     dev = payload.get("device")
     if dev is not None and not is_mac(dev):

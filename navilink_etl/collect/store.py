@@ -56,11 +56,14 @@ from .limits import (
     LAST_DAY,
     MAX_DAY_H,
     MAX_DAY_WH,
+    Columns,
+    columns,
     epoch_day,
     epoch_us,
     payload_problem,
     shown,
     time_problem,
+    us_in_window,
 )
 from .spool import DiskFullError, FlushBatch, Spool, SpoolItem, is_disk_full, storage_error
 
@@ -112,8 +115,14 @@ _TIME_COL = {STATUS: "received_at", ENERGY: "fetched_at", EVENTS: "at", QUARANTI
 
 
 @functools.cache
-def _status_columns() -> dict[str, Any]:
-    return status_file_schema()  # read-only: checked against every appended status row
+def _columns(dataset: str) -> Columns:
+    """The dataset's columns as the range checks want them (compiled once)."""
+    return columns(schema_of(dataset))
+
+
+@functools.cache
+def _status_names() -> frozenset[str]:
+    return frozenset(status_file_schema())
 
 
 def schema_of(dataset: str) -> dict[str, Any]:
@@ -133,7 +142,12 @@ def _dump(obj: Any) -> str:
 
 def _plain(v: Any) -> Any:
     """numpy/polars integers -> int, so the range checks see one integer type."""
+    if type(v) in _PLAIN:
+        return v
     return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+
+
+_PLAIN = frozenset({int, str, float, bool, type(None)})
 
 
 def _hash(*parts: Any) -> str:
@@ -394,7 +408,7 @@ class Store:
         at_us = epoch_us(at)
         payload = {"at": at_us, "date": epoch_day(at_us), "device": mac, "kind": kind,
                    "severity": severity, "detail": detail, "duration_s": _plain(duration_s)}
-        if why := payload_problem(EVENTS, payload, events_schema()):
+        if why := payload_problem(EVENTS, payload, _columns(EVENTS)):
             self._refuse([self._refused_item(EVENTS, payload, why)])
             return False
         key = "v|" + _hash(payload)
@@ -499,10 +513,9 @@ class Store:
                 fixes += [(rid, QUARANTINE, _refused_payload(ds, p, "unknown dataset"))
                           for rid, p in zip(batch.ids[ds], rows, strict=True)]
             elif everything:
-                schema = schema_of(ds)
                 fixes += [(rid, QUARANTINE, _refused_payload(ds, p, why))
                           for rid, p in zip(batch.ids[ds], rows, strict=True)
-                          if (why := payload_problem(ds, p, schema))]
+                          if (why := payload_problem(ds, p, _columns(ds)))]
         if not fixes:
             return batch
         log.warning("%d spooled row(s) cannot be written: moved to quarantine (%s)", len(fixes),
@@ -794,10 +807,10 @@ def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
         h = r.get("content_hash") or _status_hash_from_row(r)
     except (ValueError, TypeError) as exc:
         return None, f"no content hash: {exc}"
-    cols = _status_columns()
+    cols = _status_names()
     payload = {k: _plain(v) for k, v in r.items() if v is not None and k in cols}
     payload.update(device=dev, received_at=at_us, content_hash=h, date=epoch_day(at_us))
-    if why := payload_problem(STATUS, payload, cols):
+    if why := payload_problem(STATUS, payload, _columns(STATUS)):
         return None, why
     return SpoolItem(STATUS, f"s|{dev}|{at_us}|{h}", at_us, payload), ""
 
@@ -817,7 +830,7 @@ def _energy_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
                "source": r.get("source")}
     for k in ("hp_wh", "he_wh", "hp_h", "he_h"):
         payload[k] = _plain(r.get(k))
-    if why := payload_problem(ENERGY, payload, energy_schema()):
+    if why := payload_problem(ENERGY, payload, _columns(ENERGY)):
         return None, why
     key = f"e|{dev}|{payload['day']}|{f_us}|" + _hash(payload)
     return SpoolItem(ENERGY, key, f_us, payload), ""
@@ -838,8 +851,7 @@ def _quarantine_payload(*, reason: Any, raw: Any, source: Any, topic: Any = None
     at_us = None
     if isinstance(received_at, datetime) and received_at.tzinfo is not None:
         at_us = epoch_us(received_at)
-    if at_us is None or payload_problem(QUARANTINE, {"received_at": at_us, "date": epoch_day(at_us)},
-                                        {"received_at": pl.Datetime("us", "UTC")}):
+    if not us_in_window(at_us):
         at_us = epoch_us(datetime.now(UTC))
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
     return {"received_at": at_us, "date": epoch_day(at_us), "device": normalize_mac(device),
@@ -860,8 +872,7 @@ def _refused_payload(dataset: str, row: Any, why: str) -> dict[str, Any]:
         t = row.get(_TIME_COL.get(dataset, "received_at"))
         if isinstance(t, datetime):
             at = t
-        elif type(t) is int and payload_problem(QUARANTINE, {"received_at": t, "date": epoch_day(t)},
-                                                {"received_at": pl.Datetime("us", "UTC")}) is None:
+        elif us_in_window(t):
             at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=t)
     src = row.get("source") if isinstance(row, Mapping) else None
     dev = row.get("device") if isinstance(row, Mapping) else None
