@@ -851,7 +851,7 @@ def _quarantine_payload(*, reason: Any, raw: Any, source: Any, topic: Any = None
     at_us = None
     if isinstance(received_at, datetime) and received_at.tzinfo is not None:
         at_us = epoch_us(received_at)
-    if not us_in_window(at_us):
+    if at_us is None or not us_in_window(at_us):
         at_us = epoch_us(datetime.now(UTC))
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
     return {"received_at": at_us, "date": epoch_day(at_us), "device": normalize_mac(device),
@@ -872,7 +872,7 @@ def _refused_payload(dataset: str, row: Any, why: str) -> dict[str, Any]:
         t = row.get(_TIME_COL.get(dataset, "received_at"))
         if isinstance(t, datetime):
             at = t
-        elif us_in_window(t):
+        elif isinstance(t, int) and us_in_window(t):
             at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=t)
     src = row.get("source") if isinstance(row, Mapping) else None
     dev = row.get("device") if isinstance(row, Mapping) else None
