@@ -110,6 +110,9 @@ def import_file(config: NaviLinkConfig, path: Path, *, device: str | None = None
                 _import_jsonl(fh, sink, now)
             else:
                 _import_csv(fh, sink, ZoneInfo(config.timezone), fallback, now)
+        except OSError as exc:
+            raise StoreError(f"reading {path} failed after line {sink.res.lines}: {exc.strerror}; lines "
+                             "before it are imported (importing again never duplicates them)") from None
         finally:
             sink.finish()
         return sink.res
