@@ -19,7 +19,7 @@ import hashlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,7 +145,7 @@ class Spool:
         if not items:
             return 0
         new = 0
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 for it in items:
@@ -165,7 +165,7 @@ class Spool:
         """Partitions the bulk path is about to write: live flushes into them check the disk."""
         if not partitions:
             return
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("INSERT OR IGNORE INTO bulk_partitions VALUES (?)",
@@ -176,23 +176,23 @@ class Spool:
                 raise storage_error(exc, self.path.parent, "update the spool") from None
 
     def bulk_partitions(self) -> set[str]:
-        with self._lock:
+        with self._guard():
             return {str(r[0]) for r in self._db.execute("SELECT partition FROM bulk_partitions")}
 
     def seen_horizon_us(self, retention_us: int) -> int | None:
         """Keys older than this (newest seen minus retention) are pruned; None if nothing seen."""
-        with self._lock:
+        with self._guard():
             row = self._db.execute("SELECT max(at_us) FROM seen").fetchone()
         return None if row[0] is None else int(row[0]) - retention_us
 
     def pending_count(self) -> int:
-        with self._lock:
+        with self._guard():
             return int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
 
     # --- flushing ---------------------------------------------------------------------------
     def incomplete_flush(self) -> FlushBatch | None:
         """A flush that started but never finished (crash): it must be redone before anything else."""
-        with self._lock:
+        with self._guard():
             row = self._db.execute(
                 "SELECT seq, lo, hi FROM flushes WHERE state='writing' ORDER BY seq LIMIT 1"
             ).fetchone()
@@ -200,7 +200,7 @@ class Spool:
 
     def begin_flush(self, limit: int | None = None) -> FlushBatch | None:
         """Claim the pending rows (up to ``limit``) as flush ``seq``; None when nothing is pending."""
-        with self._lock:
+        with self._guard():
             q = "SELECT min(id), max(id) FROM pending"
             if limit:
                 q = f"SELECT min(id), max(id) FROM (SELECT id FROM pending ORDER BY id LIMIT {int(limit)})"
@@ -222,7 +222,7 @@ class Spool:
         rows: dict[str, list[dict]] = {}
         ids: dict[str, list[int]] = {}
         unreadable: list[tuple[int, str, str]] = []
-        with self._lock:
+        with self._guard():
             for rid, dataset, payload in self._db.execute(
                 "SELECT id, dataset, payload FROM pending WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
             ):
@@ -246,7 +246,7 @@ class Spool:
         rows that cannot be written into quarantine rows, so a redo after a crash sees the same."""
         if not rows:
             return
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("UPDATE pending SET dataset = ?, payload = ? WHERE id = ?",
@@ -258,7 +258,7 @@ class Spool:
 
     def finish_flush(self, batch: FlushBatch, *, prune_seen_before_us: int | None = None) -> None:
         """The batch is in Parquet: drop its rows from the spool (one transaction), then truncate the WAL."""
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM pending WHERE id BETWEEN ? AND ?", (batch.lo, batch.hi))
@@ -273,7 +273,7 @@ class Spool:
 
     # --- compaction journal -----------------------------------------------------------------
     def journal_compaction(self, target: str, sources: list[str]) -> int:
-        with self._lock:
+        with self._guard():
             try:
                 cur = self._db.execute("INSERT INTO compactions (target, sources) VALUES (?, ?)",
                                        (target, orjson.dumps(sources).decode()))
@@ -282,7 +282,7 @@ class Spool:
             return int(cur.lastrowid or 0)
 
     def end_compaction(self, cid: int) -> None:
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("DELETE FROM compactions WHERE id = ?", (cid,))
             except sqlite3.Error as exc:
@@ -291,7 +291,7 @@ class Spool:
     def open_compactions(self) -> list[tuple[int, str, list[str]]]:
         """Journaled compactions not ended: (id, target, sources); unreadable sources read as none."""
         out = []
-        with self._lock:
+        with self._guard():
             for i, t, s in self._db.execute("SELECT id, target, sources FROM compactions"):
                 try:
                     sources = orjson.loads(s)
@@ -303,6 +303,15 @@ class Spool:
         return out
 
     # --- misc -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """The connection's lock; any SQLite error left unconverted becomes a StoreError."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path.parent, "use the spool") from None
+
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
