@@ -2,7 +2,7 @@
 until the disk is full, keeps trying for a while, then space returns; nothing acknowledged may be
 lost or duplicated and memory must stay flat while the disk is full. Prints a JSON summary.
 
-    .venv/bin/python bench/enospc_trials.py [--size-mb 16] [--full-attempts 2000]
+    .venv/bin/python bench/enospc_trials.py [--size-mb 16] [--full-attempts 500]
 
 Mounts a tmpfs of ``--size-mb`` and later grows it (needs root). tests/test_store_enospc.py covers
 the same at the write seams, without root.
@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def run(data: Path, full_attempts: int) -> dict[str, Any]:
 
     def rows(i: int) -> list[dict[str, Any]]:
         out = []
-        for j in range(50):
+        for j in range(50):  # record i holds rows 50i .. 50i+49
             n = i * 50 + j
             msg["response"]["status"]["currentInstPower"] = n
             msg["response"]["status"]["wifiRssi"] = -(n % 90)
@@ -104,7 +105,7 @@ def run(data: Path, full_attempts: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=int, default=16)
-    ap.add_argument("--full-attempts", type=int, default=2000)
+    ap.add_argument("--full-attempts", type=int, default=500)
     args = ap.parse_args()
     mount = Path(tempfile.mkdtemp(prefix="navilink-enospc-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.size_mb}m", "tmpfs", str(mount)], check=True)
@@ -131,6 +132,11 @@ def main() -> None:
         shutil.rmtree(mount, ignore_errors=True)
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # unmount on the way out
+
+
 if __name__ == "__main__":
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
+    signal.signal(signal.SIGTERM, _stop)
     main()

@@ -76,6 +76,7 @@ DATASETS = (STATUS, ENERGY, EVENTS, QUARANTINE)
 TOU_DIR = "tou"  # saved TOU plans: tou/<mac>.json (read by tariff.py)
 SEEN_RETENTION = timedelta(hours=26)  # live keys remembered in the spool; older rows are checked on disk
 _FLUSH_BATCH_ROWS = 200_000
+_MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
 
 
@@ -457,6 +458,7 @@ class Store:
         """
         self._check_open()
         total = FlushResult()
+        self._check_space()
         try:
             with self._flush_lock:
                 while True:
@@ -471,6 +473,19 @@ class Store:
         finally:
             self._account(total)
         return total
+
+    def _check_space(self) -> None:
+        """Fail fast, before a batch is read, while the disk has no room at all: a collector
+        retrying its flush under ENOSPC then costs one statvfs, not a batch read."""
+        try:
+            st = os.statvfs(self.data_dir)
+        except OSError:
+            return
+        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+        if free < _MIN_FREE_BYTES and self.spool.pending_count():
+            raise DiskFullError(f"disk full: {free} bytes free in {self.data_dir}; free space on that "
+                                "disk or move NAVILINK_DATA_DIR (rows already spooled are kept and "
+                                "written when space returns)", folder=self.data_dir)
 
     def _write_safely(self, batch: FlushBatch) -> FlushResult:
         """Write one batch. A failure that is not the disk's gets the batch screened (rows failing
