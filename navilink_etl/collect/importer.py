@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_JSONL = "import-jsonl"
 SOURCE_CSV = "import-nwp500-csv"
-_BATCH = 50_000
+_BATCH = 10_000  # rows held before a write (~10 KB each with their raw line)
 MAX_LINE_BYTES = 1 << 20  # a status message is ~3 KB; a longer line is rejected, never read whole
 EARLIEST = datetime(2015, 1, 1, tzinfo=UTC)  # before any NaviLink heater
 MAX_AHEAD = timedelta(days=1)  # received_at may lead the machine clock by this much, no more
