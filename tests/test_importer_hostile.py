@@ -332,3 +332,21 @@ def test_a_file_with_nothing_readable_is_reported(tmp_path: Path, content: bytes
     path.write_bytes(content)
     res = import_file(cfg(tmp_path / "data"), path, now=NOW)
     assert res.nothing_read and res.imported == 0
+
+
+def test_an_over_long_line_is_never_held_in_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as fh:
+        fh.write(orjson.dumps(good_line(0)) + b"\n")
+        for _ in range(20):  # a 20 MB line
+            fh.write(b"x" * (1 << 20))
+        fh.write(b"\n" + orjson.dumps(good_line(1)) + b"\n")
+    tracemalloc.start()
+    res = import_file(cfg(tmp_path / "data"), path, now=NOW)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert res.imported == 2 and [n for n, _ in res.rejected] == [2]
+    assert "line of 20971521 bytes" in res.rejected[0][1]
+    assert peak < 8 * MAX_LINE_BYTES  # a few line buffers, never the 20 MB
