@@ -58,10 +58,13 @@ def run(data: Path, full_attempts: int) -> dict[str, Any]:
         try:
             s.append_status(rows(k))
             acked.update(range(k * 50, k * 50 + 50))
+            if k in refused:
+                refused.remove(k)
         except DiskFullError as exc:
             out["append_disk_full"] += 1
             out["last_message"] = str(exc)
-            refused.append(k)
+            if k not in refused:
+                refused.append(k)  # the caller keeps it and sends it again later
 
     t0 = time.monotonic()
     for i in range(20):  # 1. some rows reach Parquet
@@ -76,9 +79,7 @@ def run(data: Path, full_attempts: int) -> dict[str, Any]:
     out["pending_when_full"] = s.pending()
 
     def attempt(k: int) -> None:  # 3. the disk stays full: every kind of write is tried
-        nonlocal i
-        i += 1
-        append(i)
+        append(refused[0] if refused else i + 1)
         for kind, call in (("flush_disk_full", s.flush),
                            ("event_disk_full", lambda: s.append_event("x", detail=str(k))),
                            ("quarantine_disk_full", lambda: s.quarantine(reason=str(k), raw="{", source="b"))):
@@ -128,7 +129,7 @@ def main() -> None:
                    stray_tmp=len(list((mount / "data").rglob("*.tmp"))))
         print(json.dumps(out, indent=2))
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
         shutil.rmtree(mount, ignore_errors=True)
 
 
