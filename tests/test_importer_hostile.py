@@ -31,7 +31,8 @@ MAC = "aabbccddeeff"
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 TOPIC = f"cmd/52/navilink-{MAC}/st"
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))  # 10,000 for a full run (see bench/)
+# The full run: FUZZ_EXAMPLES=10000 TMPDIR=/dev/shm pytest tests/test_importer_hostile.py -k fuzzed --timeout 0
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 _STATUS = load_capture("status_response_heatpump_running.json")
 
 
