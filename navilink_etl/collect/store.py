@@ -569,7 +569,7 @@ class Store:
             if rows := batch.rows.get(ds):
                 try:
                     res.add(write(ds, rows, name))
-                except Exception as exc:
+                except (Exception, pl.exceptions.PanicException) as exc:  # a polars panic is a BaseException
                     raise _WriteFailed(ds) from exc
         return res
 
