@@ -165,14 +165,14 @@ class _Sink:
             return
         except StoreError:
             raise  # the disk, not the rows
-        except Exception as exc:  # isolate the rows polars could not take
+        except (Exception, pl.exceptions.PanicException) as exc:  # isolate the rows polars could not take
             log.warning("a batch of %d imported rows failed (%s); writing them one by one", len(batch), exc)
         for n, raw, row in batch:
             try:
                 self.res.imported += self.store.write_status_frame(pl.DataFrame([row]))
             except StoreError:
                 raise
-            except Exception as exc:  # every failure of a line is a rejection
+            except (Exception, pl.exceptions.PanicException) as exc:  # every failure of a line is a rejection
                 self.res.status_rows -= 1
                 self.reject(n, raw, _reason(exc))
 
