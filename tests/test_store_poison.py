@@ -222,3 +222,23 @@ def test_a_planted_compaction_journal_cannot_delete_outside_or_stop_the_store(tm
     with Store(data) as s:
         assert s.spool.open_compactions() == []
     assert victim.read_bytes() == b"keep me"
+
+
+def test_when_nothing_can_be_written_rows_stay_spooled_and_the_store_still_opens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Store(tmp_path)
+    s.append_status(rows_for(MAC, 3, start=T0))
+    s.close(flush=False)
+
+    def broken(self: Store, ds: str, rows: list[dict], name: str) -> Any:
+        raise RuntimeError("the writer is broken")
+
+    monkeypatch.setattr(Store, "_write_status_rows", broken)
+    monkeypatch.setattr(Store, "_write_dated_rows", broken)
+    with Store(tmp_path) as s:  # opening logs the failure instead of raising it
+        with pytest.raises(StoreError, match="they stay in the spool"):
+            s.flush()
+        assert s.pending() == 3
+        monkeypatch.undo()
+    q = quarantined(tmp_path)  # the writer works again: the rows moved aside are kept, with why
+    assert q.height == 3 and all("the writer is broken" in r for r in q.get_column("reason").to_list())

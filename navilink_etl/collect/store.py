@@ -492,8 +492,9 @@ class Store:
         the store's checks go to quarantine) and one more try; a dataset whose rows still fail the
         same way twice is moved to quarantine with the reason, and the rest goes on."""
         batch = self._screen(batch, everything=False)
-        attempts: dict[str, int] = {}
-        while True:
+        reasons: dict[str, str] = {}
+        moved: set[str] = set()
+        for _ in range(8):
             try:
                 return self._write_batch(batch)
             except _WriteFailed as exc:
@@ -502,19 +503,21 @@ class Store:
                     raise cause from None  # the disk (full, read-only, gone): retry later
                 if isinstance(cause, OSError) or is_disk_full(cause):
                     raise storage_error(cause, self.data_dir / exc.dataset, "write Parquet files") from None
-                reason = f"{type(cause).__name__}: {cause}"[:500]
-                n = attempts[exc.dataset] = attempts.get(exc.dataset, 0) + 1
-                if n == 1:
-                    log.warning("writing spooled %s rows failed (%s); checking each row", exc.dataset, reason)
+                ds, reason = exc.dataset, f"{type(cause).__name__}: {cause}"[:500]
+                if reasons.get(ds) != reason:  # a new way to fail: check each row, try again
+                    reasons[ds] = reason
+                    log.warning("writing spooled %s rows failed (%s); checking each row", ds, reason)
                     batch = self._screen(batch, everything=True)
-                elif n == 2:
-                    log.error("spooled %s rows failed to write twice (%s): moved to quarantine",
-                              exc.dataset, reason)
-                    self._requarantine(batch, exc.dataset, f"could not be written twice: {reason}")
-                    batch = self.spool.reload(batch)
-                else:  # quarantine rows rebuilt from plain text still fail: nothing left to try
-                    raise StoreError(f"cannot write {exc.dataset} rows to {self.data_dir}: {reason}; "
-                                     "the rows stay in the spool; please report this") from None
+                    continue
+                if ds in moved:
+                    break
+                log.error("spooled %s rows failed to write twice (%s): moved to quarantine", ds, reason)
+                self._requarantine(batch, ds, f"could not be written twice: {reason}")
+                batch = self.spool.reload(batch)
+                moved.add(ds)
+                del reasons[ds]
+        raise StoreError(f"cannot write spooled rows to {self.data_dir} ({'; '.join(reasons.values())}); "
+                         "they stay in the spool; please report this with the spool file")
 
     def _screen(self, batch: FlushBatch, *, everything: bool) -> FlushBatch:
         """Rewrite in the spool, as quarantine rows, the batch's rows that cannot be written:
