@@ -352,3 +352,23 @@ def test_an_over_long_line_is_never_held_in_memory(tmp_path: Path) -> None:
     assert res.imported == 2 and [n for n, _ in res.rejected] == [2]
     assert "line of 20971521 bytes" in res.rejected[0][1]
     assert peak < 8 * MAX_LINE_BYTES  # a few line buffers, never the 20 MB
+
+
+def test_a_reply_the_store_cannot_take_is_rejected_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Store.write_energy_frame
+
+    def picky(self: Store, df: pl.DataFrame) -> int:
+        if 901 in df.get_column("hp_wh").to_list():
+            raise RuntimeError("cannot take this reply")
+        return real(self, df)
+
+    monkeypatch.setattr(Store, "write_energy_frame", picky)
+    bad = energy()
+    bad["response"]["usage"][0]["data"][0]["hpUsage"] = 901
+    lines = [{"received_at": T0.isoformat(), "message": energy()}, {"received_at": T0.isoformat(), "message": bad},
+             good_line(0)]
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    res = import_file(cfg(tmp_path / "data"), path, now=NOW)
+    assert res.rejected == [(2, "RuntimeError: cannot take this reply")]
+    assert res.energy_days == 1 and res.imported == 1

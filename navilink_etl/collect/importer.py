@@ -128,13 +128,20 @@ class _Sink:
         fmt = "jsonl" if source == SOURCE_JSONL else "nwp500-csv"
         self.res = ImportResult(path=path, format=fmt)
         self.rows: list[tuple[int, bytes, dict[str, Any]]] = []
-        self.energy: list[dict[str, Any]] = []
+        self.energy: list[tuple[int, bytes, list[dict[str, Any]]]] = []
+        self.energy_rows = 0
         self.quarantined: list[dict[str, Any]] = []
 
     def status(self, n: int, raw: bytes, row: dict[str, Any]) -> None:
         self.rows.append((n, raw, row))
         if len(self.rows) >= _BATCH:
             self.write_status()
+
+    def energy_reply(self, n: int, raw: bytes, rows: list[dict[str, Any]]) -> None:
+        self.energy.append((n, raw, rows))
+        self.energy_rows += len(rows)
+        if self.energy_rows >= _BATCH:
+            self.write_energy()
 
     def reject(self, n: int, raw: bytes | str, reason: str) -> None:
         reason = reason if len(reason) <= 300 else reason[:297] + "..."
@@ -176,11 +183,33 @@ class _Sink:
                 self.res.status_rows -= 1
                 self.reject(n, raw, _reason(exc))
 
+    def write_energy(self) -> None:
+        """Upsert the energy replies held; should the frame fail anyway, reply by reply."""
+        replies, self.energy, self.energy_rows = self.energy, [], 0
+        if not replies:
+            return
+        try:
+            self._upsert_energy([row for _, _, rows in replies for row in rows])
+            return
+        except StoreError:
+            raise
+        except (Exception, pl.exceptions.PanicException) as exc:  # isolate the replies polars could not take
+            log.warning("a batch of %d energy replies failed (%s); writing them one by one", len(replies), exc)
+        for n, raw, rows in replies:
+            try:
+                self._upsert_energy(rows)
+            except StoreError:
+                raise
+            except (Exception, pl.exceptions.PanicException) as exc:  # every failure of a line is a rejection
+                self.reject(n, raw, _reason(exc))
+
+    def _upsert_energy(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.res.energy_days += self.store.write_energy_frame(pl.DataFrame(rows))
+
     def finish(self) -> None:
         self.write_status()
-        if self.energy:
-            energy, self.energy = self.energy, []
-            self.res.energy_days += self.store.write_energy_frame(pl.DataFrame(energy))
+        self.write_energy()
         self._quarantine()
 
 
@@ -224,7 +253,7 @@ def _import_jsonl(fh: IO[bytes], sink: _Sink, now: datetime) -> None:
         if kind == "status":
             sink.status(n, line, out[0])
         elif kind == "energy":
-            sink.energy.extend(out)
+            sink.energy_reply(n, line, out)
         else:
             res.skipped += 1
 
