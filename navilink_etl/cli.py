@@ -176,7 +176,11 @@ def simulate(
 def import_(
     file: Annotated[Path, typer.Argument(help="JSONL of captured messages, or a CSV from nwp500-python's monitor.", exists=True, dir_okay=False)],
 ) -> None:
-    """Replay captured traffic through the parser into the store (never duplicates)."""
+    """Replay captured traffic through the parser into the store (never duplicates).
+
+    Lines that cannot be imported are listed with their line numbers and kept, with the reason,
+    in data/quarantine/. Exits 0 when anything could be read, 1 when nothing could.
+    """
     try:
         config = _config()
         _setup_logging(config.log_level)
@@ -185,8 +189,14 @@ def import_(
         result = import_file(config, file)
     except NaviLinkError as exc:
         raise _fail(exc) from None
+    except Exception as exc:  # a file must never end in a traceback: say what happened
+        log.debug("import of %s failed", file, exc_info=True)
+        typer.secho(f"error: the import of {file} stopped: {type(exc).__name__}: {exc}; lines "
+                    "imported so far are kept (importing again never duplicates them)", err=True, fg="red")
+        raise typer.Exit(1) from None
     typer.echo(str(result))
-    if getattr(result, "rejected", None):
+    if result.nothing_read:
+        typer.secho(f"error: nothing in {file} could be read", err=True, fg="red")
         raise typer.Exit(1)
 
 
@@ -201,11 +211,16 @@ def export(
     """Export raw status samples (CSV has the original monitor's columns, temperatures in degF)."""
     if format not in ("csv", "parquet", "jsonl"):
         raise typer.BadParameter("use csv, parquet or jsonl", param_hint="--format")
+    from .identity import normalize_mac
+
+    mac = normalize_mac(device) if device is not None else None
+    if device is not None and mac is None:
+        raise typer.BadParameter(f"{device!r} is not a MAC (12 hex digits)", param_hint="--device")
     try:
         config = _config()
         from .collect.export import export as run_export
 
-        path = run_export(config, format, out, device=device, start=_parse_day(from_, "--from"),
+        path = run_export(config, format, out, device=mac, start=_parse_day(from_, "--from"),
                           end=_parse_day(to, "--to"))
     except NaviLinkError as exc:
         raise _fail(exc) from None

@@ -67,7 +67,7 @@ def test_jsonl_import_reports_rejects_and_never_duplicates(tmp_path: Path) -> No
     assert [n for n, _ in res.rejected] == [7, 8, 9]
     assert "not JSON" in res.rejected[0][1] and "UTC offset" in res.rejected[1][1]
     assert "dhwTemperature" in res.rejected[2][1]
-    assert res.energy_days == 30
+    assert res.energy_days == 21  # 1-21 November: later days had not happened at 2026-11-20T12:10Z
     again = import_file(cfg(tmp_path / "data"), path)
     assert again.imported == 0 and again.duplicates == 5
     k = keys(tmp_path / "data")

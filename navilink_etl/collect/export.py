@@ -16,8 +16,10 @@ import polars as pl
 
 from ..config import NaviLinkConfig
 from ..errors import StoreError
+from ..identity import require_mac
 from ..protocol import DEVICE_TYPE, PROTOCOL_VERSION
 from ..status import KNOWN_KEYS, DeviceStatus, RawStatus, c_to_f
+from .spool import storage_error
 from .store import scan_dataset
 
 # The original navien-nwp500-python tank monitor's columns (examples/tank_monitoring_production.py:
@@ -70,7 +72,7 @@ def select_status(data_dir: Path, *, device: str | None = None, start: date | No
     """Stored status rows, filtered by device and UTC dates (inclusive), oldest first."""
     lf = scan_dataset(data_dir, "status")
     if device:
-        lf = lf.filter(pl.col("device") == device.lower().replace(":", ""))
+        lf = lf.filter(pl.col("device") == require_mac(device))
     if start:
         lf = lf.filter(pl.col("date") >= start)
     if end:
@@ -83,6 +85,8 @@ def export(config: NaviLinkConfig, fmt: Format | str, out: Path | None = None, *
     """Write the selected status samples to ``out`` (default ``exports/status_<...>.<fmt>``)."""
     if fmt not in ("csv", "parquet", "jsonl"):
         raise ValueError(f"unknown export format {fmt!r}; use csv, parquet or jsonl")
+    if device is not None:
+        device = require_mac(device)  # it also names the default output file
     if out is None:
         parts = ["status", device or "all", start.isoformat() if start else "", end.isoformat() if end else ""]
         out = Path("exports") / ("_".join(p for p in parts if p) + f".{fmt}")
@@ -93,6 +97,16 @@ def export(config: NaviLinkConfig, fmt: Format | str, out: Path | None = None, *
         raise StoreError(f"cannot create {out.parent}: {exc.strerror}") from None
     df = select_status(Path(config.data_dir), device=device, start=start, end=end).collect()
     tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        _write(df, fmt, tmp)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc, out.parent, f"write {out.name}") from None
+    return out
+
+
+def _write(df: pl.DataFrame, fmt: str, tmp: Path) -> None:
     if fmt == "parquet":
         df.write_parquet(tmp, compression="zstd")
     elif fmt == "jsonl":
@@ -107,5 +121,3 @@ def export(config: NaviLinkConfig, fmt: Format | str, out: Path | None = None, *
             w.writerow(CSV_COLUMNS)
             for r in df.iter_rows(named=True):
                 w.writerow(_csv_row(r))
-    tmp.replace(out)
-    return out

@@ -14,12 +14,13 @@ re-delivery never duplicate), ``flushes`` (a flush in progress is redone on rest
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -50,6 +51,40 @@ CREATE TABLE IF NOT EXISTS compactions (
 """
 
 
+class DiskFullError(StoreError):
+    """The disk (or quota) holding the data directory is full. Nothing new is stored until space
+    is freed; rows already spooled are kept and written when space returns. ``folder`` names it."""
+
+    disk_full = True
+
+    def __init__(self, message: str, *, folder: Path) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, or SQLITE_FULL (SQLite's name for the same)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                or "disk is full" in str(exc))
+    text = str(exc)  # polars reports the OS error inside its own exception types
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+
+
+def storage_error(exc: BaseException, folder: Path, doing: str) -> StoreError:
+    """An OS or SQLite failure while ``doing`` something in ``folder`` -> a StoreError saying what
+    to do (a ``DiskFullError`` when the disk is full)."""
+    if is_disk_full(exc):
+        return DiskFullError(f"disk full: cannot {doing} in {folder}; free space on that disk or "
+                             "move NAVILINK_DATA_DIR (rows already spooled are kept and written "
+                             "when space returns)", folder=folder)
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return StoreError(f"cannot {doing} in {folder}: {detail}; check that the folder is writable "
+                      "and its disk healthy")
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolItem:
     """One row to spool: ``key`` is the idempotency key, ``at_us`` its time (for pruning ``seen``)."""
@@ -66,6 +101,8 @@ class FlushBatch:
     lo: int
     hi: int
     rows: dict[str, list[dict]]  # dataset -> payloads, in spool order
+    ids: dict[str, list[int]] = field(default_factory=dict)  # dataset -> spool row ids, same order
+    unreadable: list[tuple[int, str, str]] = field(default_factory=list)  # (id, dataset, raw text)
 
 
 def key_int(key: str) -> int:
@@ -92,6 +129,8 @@ class Spool:
             else:
                 self.spool_id = str(row[0])
         except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise storage_error(exc, path.parent, "open the spool") from None
             raise StoreError(f"cannot open the spool {path}: {exc}; check the data directory is "
                              "writable and not on a network file system") from None
         self._lock = threading.RLock()
@@ -106,7 +145,7 @@ class Spool:
         if not items:
             return 0
         new = 0
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 for it in items:
@@ -119,14 +158,14 @@ class Spool:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise StoreError(f"cannot append to the spool {self.path}: {exc}") from None
+                raise storage_error(exc, self.path.parent, "append to the spool") from None
         return new
 
     def mark_bulk_partitions(self, partitions: Sequence[str]) -> None:
         """Partitions the bulk path is about to write: live flushes into them check the disk."""
         if not partitions:
             return
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("INSERT OR IGNORE INTO bulk_partitions VALUES (?)",
@@ -134,26 +173,26 @@ class Spool:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise StoreError(f"cannot update the spool {self.path}: {exc}") from None
+                raise storage_error(exc, self.path.parent, "update the spool") from None
 
     def bulk_partitions(self) -> set[str]:
-        with self._lock:
+        with self._guard():
             return {str(r[0]) for r in self._db.execute("SELECT partition FROM bulk_partitions")}
 
     def seen_horizon_us(self, retention_us: int) -> int | None:
         """Keys older than this (newest seen minus retention) are pruned; None if nothing seen."""
-        with self._lock:
+        with self._guard():
             row = self._db.execute("SELECT max(at_us) FROM seen").fetchone()
         return None if row[0] is None else int(row[0]) - retention_us
 
     def pending_count(self) -> int:
-        with self._lock:
+        with self._guard():
             return int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
 
     # --- flushing ---------------------------------------------------------------------------
     def incomplete_flush(self) -> FlushBatch | None:
         """A flush that started but never finished (crash): it must be redone before anything else."""
-        with self._lock:
+        with self._guard():
             row = self._db.execute(
                 "SELECT seq, lo, hi FROM flushes WHERE state='writing' ORDER BY seq LIMIT 1"
             ).fetchone()
@@ -161,7 +200,7 @@ class Spool:
 
     def begin_flush(self, limit: int | None = None) -> FlushBatch | None:
         """Claim the pending rows (up to ``limit``) as flush ``seq``; None when nothing is pending."""
-        with self._lock:
+        with self._guard():
             q = "SELECT min(id), max(id) FROM pending"
             if limit:
                 q = f"SELECT min(id), max(id) FROM (SELECT id FROM pending ORDER BY id LIMIT {int(limit)})"
@@ -176,21 +215,50 @@ class Spool:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise StoreError(f"cannot start a flush in {self.path}: {exc}") from None
+                raise storage_error(exc, self.path.parent, "start a flush in the spool") from None
         return self._batch(seq, int(lo), int(hi))
 
     def _batch(self, seq: int, lo: int, hi: int) -> FlushBatch:
         rows: dict[str, list[dict]] = {}
-        with self._lock:
-            for dataset, payload in self._db.execute(
-                "SELECT dataset, payload FROM pending WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
+        ids: dict[str, list[int]] = {}
+        unreadable: list[tuple[int, str, str]] = []
+        with self._guard():
+            for rid, dataset, payload in self._db.execute(
+                "SELECT id, dataset, payload FROM pending WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
             ):
-                rows.setdefault(dataset, []).append(orjson.loads(payload))
-        return FlushBatch(seq=seq, lo=lo, hi=hi, rows=rows)
+                try:
+                    obj = orjson.loads(payload)
+                except (orjson.JSONDecodeError, TypeError):
+                    obj = None
+                if not isinstance(obj, dict) or not isinstance(dataset, str):
+                    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+                    unreadable.append((int(rid), str(dataset), text))
+                    continue
+                rows.setdefault(dataset, []).append(obj)
+                ids.setdefault(dataset, []).append(int(rid))
+        return FlushBatch(seq=seq, lo=lo, hi=hi, rows=rows, ids=ids, unreadable=unreadable)
+
+    def reload(self, batch: FlushBatch) -> FlushBatch:
+        return self._batch(batch.seq, batch.lo, batch.hi)
+
+    def replace_rows(self, rows: Sequence[tuple[int, str, dict]]) -> None:
+        """Rewrite spooled rows in place as (id, dataset, payload), one transaction: used to turn
+        rows that cannot be written into quarantine rows, so a redo after a crash sees the same."""
+        if not rows:
+            return
+        with self._guard():
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("UPDATE pending SET dataset = ?, payload = ? WHERE id = ?",
+                                     [(ds, orjson.dumps(p), rid) for rid, ds, p in rows])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise storage_error(exc, self.path.parent, "quarantine spooled rows") from None
 
     def finish_flush(self, batch: FlushBatch, *, prune_seen_before_us: int | None = None) -> None:
         """The batch is in Parquet: drop its rows from the spool (one transaction), then truncate the WAL."""
-        with self._lock:
+        with self._guard():
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM pending WHERE id BETWEEN ? AND ?", (batch.lo, batch.hi))
@@ -201,25 +269,49 @@ class Spool:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise StoreError(f"cannot finish a flush in {self.path}: {exc}") from None
+                raise storage_error(exc, self.path.parent, "finish a flush in the spool") from None
 
     # --- compaction journal -----------------------------------------------------------------
     def journal_compaction(self, target: str, sources: list[str]) -> int:
-        with self._lock:
-            cur = self._db.execute("INSERT INTO compactions (target, sources) VALUES (?, ?)",
-                                   (target, orjson.dumps(sources).decode()))
+        with self._guard():
+            try:
+                cur = self._db.execute("INSERT INTO compactions (target, sources) VALUES (?, ?)",
+                                       (target, orjson.dumps(sources).decode()))
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path.parent, "journal a compaction") from None
             return int(cur.lastrowid or 0)
 
     def end_compaction(self, cid: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM compactions WHERE id = ?", (cid,))
+        with self._guard():
+            try:
+                self._db.execute("DELETE FROM compactions WHERE id = ?", (cid,))
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path.parent, "end a compaction") from None
 
     def open_compactions(self) -> list[tuple[int, str, list[str]]]:
-        with self._lock:
-            return [(int(i), str(t), list(orjson.loads(s)))
-                    for i, t, s in self._db.execute("SELECT id, target, sources FROM compactions")]
+        """Journaled compactions not ended: (id, target, sources); unreadable sources read as none."""
+        out = []
+        with self._guard():
+            for i, t, s in self._db.execute("SELECT id, target, sources FROM compactions"):
+                try:
+                    sources = orjson.loads(s)
+                except (orjson.JSONDecodeError, TypeError):
+                    sources = []
+                if not isinstance(sources, list):
+                    sources = []
+                out.append((int(i), str(t), [str(x) for x in sources]))
+        return out
 
     # --- misc -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """The connection's lock; any SQLite error left unconverted becomes a StoreError."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path.parent, "use the spool") from None
+
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")

@@ -20,14 +20,22 @@ the spool before its files are written and its rows leave the spool only after; 
 by a crash is redone on restart with the same file names, so it overwrites rather than duplicates.
 Rows are identified by (device, received_at, content_hash) for status, (device, day) for energy
 (latest ``fetched_at`` wins), a content hash for events and quarantine.
+
+Nothing spooled can block the store: every value is range-checked before it enters the spool
+(``limits``), a row that fails goes to quarantine with the field, the value and the reason, and a
+spooled batch whose write still fails the same way twice has those rows moved to quarantine. Every
+folder is formed from a checked name (a MAC, a real date, a known dataset) and checked to lie under
+``data_dir``. Failures are ``StoreError``; a full disk is ``DiskFullError`` (``disk_full=True``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
+import numbers
 import os
 import threading
 import uuid
@@ -40,16 +48,35 @@ from typing import Any, Literal
 import orjson
 import polars as pl
 
-from ..errors import StoreError
+from ..errors import NaviLinkError, PayloadError, StoreError
+from ..identity import is_mac, normalize_mac, require_mac
 from ..status import KNOWN_KEYS, content_hash, status_schema
-from .spool import FlushBatch, Spool, SpoolItem
+from .limits import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_DAY_H,
+    MAX_DAY_WH,
+    Columns,
+    columns,
+    epoch_day,
+    epoch_us,
+    payload_problem,
+    shown,
+    time_problem,
+    us_in_window,
+)
+from .spool import DiskFullError, FlushBatch, Spool, SpoolItem, is_disk_full, storage_error
+
+__all__ = ["DiskFullError", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
 
 STATUS, ENERGY, EVENTS, QUARANTINE = "status", "energy", "events", "quarantine"
 DATASETS = (STATUS, ENERGY, EVENTS, QUARANTINE)
+TOU_DIR = "tou"  # saved TOU plans: tou/<mac>.json (read by tariff.py)
 SEEN_RETENTION = timedelta(hours=26)  # live keys remembered in the spool; older rows are checked on disk
 _FLUSH_BATCH_ROWS = 200_000
+_MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
 
 
@@ -88,6 +115,17 @@ _SCHEMAS = {STATUS: status_file_schema, ENERGY: energy_schema, EVENTS: events_sc
 _TIME_COL = {STATUS: "received_at", ENERGY: "fetched_at", EVENTS: "at", QUARANTINE: "received_at"}
 
 
+@functools.cache
+def _columns(dataset: str) -> Columns:
+    """The dataset's columns as the range checks want them (compiled once)."""
+    return columns(schema_of(dataset))
+
+
+@functools.cache
+def _status_names() -> frozenset[str]:
+    return frozenset(status_file_schema())
+
+
 def schema_of(dataset: str) -> dict[str, Any]:
     return _SCHEMAS[dataset]()
 
@@ -95,11 +133,22 @@ def schema_of(dataset: str) -> dict[str, Any]:
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _us(t: datetime) -> int:
-    if t.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware (UTC)")
-    d = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+def _dump(obj: Any) -> str:
+    """JSON text of a refused row for quarantine (any value: huge integers, NaN, dates)."""
+    try:
+        return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return repr(obj)[:100_000]
+
+
+def _plain(v: Any) -> Any:
+    """numpy/polars integers -> int, so the range checks see one integer type."""
+    if type(v) in _PLAIN:
+        return v
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+
+
+_PLAIN = frozenset({int, str, float, bool, type(None)})
 
 
 def _hash(*parts: Any) -> str:
@@ -116,10 +165,11 @@ def _fsync_dir(path: Path) -> None:
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> int:
     """Run ``write(tmp)``, fsync, then rename over ``path``: readers see the old file or the whole
-    new one, never a torn one. Returns the new file's size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    new one, never a torn one. Returns the new file's size in bytes. A failing disk raises a
+    ``StoreError`` (``DiskFullError`` when full) naming the folder; the temporary is removed."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -127,12 +177,14 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> int:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+        return path.stat().st_size
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) or is_disk_full(exc):
+            raise storage_error(exc, path.parent, f"write {path.name}") from None
         raise
-    _fsync_dir(path.parent)
-    return path.stat().st_size
 
 
 def atomic_write_parquet(df: pl.DataFrame, path: Path) -> int:
@@ -183,6 +235,7 @@ class StoreStats:
     flushes: int = 0
     compactions: int = 0
     duplicates_skipped: int = 0
+    refused: int = 0  # rows quarantined by the store's own checks (before or after spooling)
 
 
 class Store:
@@ -190,11 +243,13 @@ class Store:
 
     Opening replays what a previous process left: a flush cut short is redone, a half-applied
     compaction is completed, stray temporaries are removed, and (``replay=True``) pending spool
-    rows are flushed to Parquet.
+    rows are flushed to Parquet. Opening never fails because of spooled content or a full disk:
+    what cannot be written yet stays in the spool (logged).
     """
 
     def __init__(self, data_dir: Path, *, replay: bool = True) -> None:
         self.data_dir = Path(data_dir)
+        self._root = os.path.normpath(os.path.abspath(self.data_dir))
         self.stats = StoreStats()
         self._flush_lock = threading.RLock()
         try:
@@ -209,13 +264,25 @@ class Store:
             os.close(self._lock_fd)
             raise StoreError(f"the data directory {self.data_dir} is in use by another collector, "
                              "simulate or import; stop it or use another NAVILINK_DATA_DIR") from None
-        os.ftruncate(self._lock_fd, 0)
-        os.write(self._lock_fd, f"{os.getpid()}\n".encode())
-        self.spool = Spool(self.data_dir / "spool" / "spool.sqlite")
+        with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk must not stop us
+            os.ftruncate(self._lock_fd, 0)
+            os.write(self._lock_fd, f"{os.getpid()}\n".encode())
+        try:
+            self.spool = Spool(self.data_dir / "spool" / "spool.sqlite")
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._closed = False
-        self._recover()
+        try:
+            self._recover()
+        except StoreError as exc:  # bookkeeping of a crashed compaction: never a reason not to open
+            log.error("could not finish the recovery of %s: %s", self.data_dir, exc)
         if replay:
-            self.flush()
+            try:
+                self.flush()
+            except StoreError as exc:  # rows stay safe in the spool; the next flush retries
+                log.error("the spool could not be written to Parquet on opening the store "
+                          "(rows kept, retried on the next flush): %s", exc)
 
     # --- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Store:
@@ -239,11 +306,14 @@ class Store:
 
     def _recover(self) -> None:
         for cid, target, sources in self.spool.open_compactions():
-            if (self.data_dir / target).exists():  # the merged file is in place: finish the job
-                for s in sources:
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.data_dir / s).unlink()
-                log.warning("completed a compaction interrupted by a crash: %s", target)
+            try:
+                if self._under(self.data_dir / target).exists():  # the merged file is in place
+                    for s in sources:
+                        with contextlib.suppress(FileNotFoundError):
+                            self._under(self.data_dir / s).unlink()
+                    log.warning("completed a compaction interrupted by a crash: %s", target)
+            except (StoreError, OSError) as exc:
+                log.error("could not complete an interrupted compaction %s: %s", target, exc)
             self.spool.end_compaction(cid)
         for ds in DATASETS:
             root = self.data_dir / ds
@@ -256,69 +326,124 @@ class Store:
         if self._closed:
             raise StoreError("the store is closed")
 
+    # --- checked paths ----------------------------------------------------------------------
+    def _under(self, path: Path) -> Path:
+        """``path`` if it lies under ``data_dir`` (lexically, after ``..`` is resolved), else a
+        StoreError: no name from the wire can steer a write elsewhere."""
+        norm = os.path.normpath(os.path.abspath(path))
+        if not norm.startswith(self._root + os.sep):
+            raise StoreError(f"refusing to touch {path}: it is outside the data directory "
+                             f"{self.data_dir}")
+        return path
+
+    def _dir(self, dataset: str, *, device: str | None = None, day: date | None = None) -> Path:
+        """The folder of one partition, formed only from checked names (a known dataset, a MAC,
+        a real date between FIRST_DAY and LAST_DAY) and checked to lie under ``data_dir``."""
+        if dataset not in DATASETS:
+            raise StoreError(f"unknown dataset {shown(dataset)}; expected one of {DATASETS}")
+        parts = [dataset]
+        if device is not None:
+            if not is_mac(device):
+                raise PayloadError(f"device {shown(device)} is not a MAC (12 lowercase hex digits); "
+                                   "the store names no folder after it", field="device")
+            parts.append(f"device={device}")
+        if day is not None:
+            if type(day) is not date or not FIRST_DAY <= day <= LAST_DAY:
+                raise PayloadError(f"day {shown(day)} is not a date in {FIRST_DAY}..{LAST_DAY}",
+                                   field="date")
+            parts.append(f"date={day.isoformat()}")
+        return self._under(self.data_dir.joinpath(*parts))
+
     # --- durable appends (spool) ------------------------------------------------------------
     def append_status(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Spool status rows (``status.status_row`` dicts); returns how many the spool had not seen.
 
         Rows already in Parquet but no longer (or never) in the spool's key memory are dropped
-        at flush time instead, so nothing is stored twice either way.
+        at flush time instead, so nothing is stored twice either way. A row with a bad device,
+        time or value is quarantined with the reason (not counted) instead of being spooled.
         """
         self._check_open()
-        items = []
+        items, refused = [], []
         for r in rows:
-            dev, at = r.get("device"), r.get("received_at")
-            if not dev or not isinstance(at, datetime):
-                raise ValueError("a status row needs 'device' and a timezone-aware 'received_at'")
-            at_us = _us(at)
-            h = r.get("content_hash") or _status_hash_from_row(r)
-            payload = {k: v for k, v in r.items() if v is not None and k != "received_at"}
-            payload.update(device=str(dev).lower(), received_at=at_us, content_hash=h,
-                           date=_epoch_day(at))
-            items.append(SpoolItem(STATUS, f"s|{payload['device']}|{at_us}|{h}", at_us, payload))
+            item, why = _status_item(r)
+            if item is None:
+                refused.append(self._refused_item(STATUS, r, why))
+            else:
+                items.append(item)
         n = self.spool.append(items)
+        self._refuse(refused)
         self.stats.duplicates_skipped += len(items) - n
         return n
 
     def append_energy(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Spool daily energy rows: device, day (date), hp_wh, he_wh, hp_h, he_h, fetched_at, source."""
+        """Spool daily energy rows: device, day (date), hp_wh, he_wh, hp_h, he_h, fetched_at, source.
+
+        Values outside a day's physics (e.g. an all-ones counter) are quarantined, not spooled.
+        """
         self._check_open()
-        items = []
+        items, refused = [], []
         for r in rows:
-            day, fetched = r["day"], r["fetched_at"]
-            if not isinstance(day, date) or not isinstance(fetched, datetime):
-                raise ValueError("an energy row needs 'day' (date) and 'fetched_at' (aware datetime)")
-            f_us = _us(fetched)
-            payload = {"device": str(r["device"]).lower(), "day": (day - date(1970, 1, 1)).days,
-                       "fetched_at": f_us, "source": r.get("source")}
-            for k in ("hp_wh", "he_wh", "hp_h", "he_h"):
-                payload[k] = int(r[k])
-            key = f"e|{payload['device']}|{payload['day']}|{f_us}|" + _hash(payload)
-            items.append(SpoolItem(ENERGY, key, f_us, payload))
-        return self.spool.append(items)
+            item, why = _energy_item(r)
+            if item is None:
+                refused.append(self._refused_item(ENERGY, r, why))
+            else:
+                items.append(item)
+        n = self.spool.append(items)
+        self._refuse(refused)
+        return n
 
     def append_event(self, kind: str, *, detail: str = "", device: str | None = None,
                      severity: str = "info", duration_s: float | None = None,
                      at: datetime | None = None) -> bool:
-        """Spool one collector event (what, when, which device, how long). True if new."""
+        """Spool one collector event (what, when, which device, how long). True if new.
+
+        A device that is not a MAC is kept in the detail, not in the ``device`` column.
+        """
         self._check_open()
         at = at or datetime.now(UTC)
-        at_us = _us(at)
-        payload = {"at": at_us, "date": _epoch_day(at), "device": device, "kind": kind,
-                   "severity": severity, "detail": detail, "duration_s": duration_s}
+        if why := time_problem("at", at):  # the event is kept, at the time it is recorded
+            detail, at = f"{detail} (event time {shown(at)} refused: {why})".strip(), datetime.now(UTC)
+        mac = normalize_mac(device) if device is not None else None
+        if device is not None and mac is None:
+            detail = f"{detail} (device {shown(device)} is not a MAC)".strip()
+        at_us = epoch_us(at)
+        payload = {"at": at_us, "date": epoch_day(at_us), "device": mac, "kind": kind,
+                   "severity": severity, "detail": detail, "duration_s": _plain(duration_s)}
+        if why := payload_problem(EVENTS, payload, _columns(EVENTS)):
+            self._refuse([self._refused_item(EVENTS, payload, why)])
+            return False
         key = "v|" + _hash(payload)
         return self.spool.append([SpoolItem(EVENTS, key, at_us, payload)]) == 1
 
     def quarantine(self, *, reason: str, raw: str | bytes, source: str, topic: str | None = None,
                    device: str | None = None, received_at: datetime | None = None) -> bool:
         """Spool a message that failed parsing, with the reason and its raw text. True if new."""
+        return self.quarantine_many([dict(reason=reason, raw=raw, source=source, topic=topic,
+                                          device=device, received_at=received_at)]) == 1
+
+    def quarantine_many(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Spool many quarantine records (the keywords of ``quarantine``) in one transaction.
+
+        Always accepted: a device that is not a MAC is left out of the ``device`` column (the raw
+        text keeps it) and a time outside the store's window is replaced by the current time.
+        """
         self._check_open()
-        received_at = received_at or datetime.now(UTC)
-        at_us = _us(received_at)
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-        payload = {"received_at": at_us, "date": _epoch_day(received_at), "device": device,
-                   "source": source, "topic": topic, "reason": reason, "raw": text}
-        key = "q|" + _hash(payload)
-        return self.spool.append([SpoolItem(QUARANTINE, key, at_us, payload)]) == 1
+        items = []
+        for rec in records:
+            payload = _quarantine_payload(**rec)
+            items.append(SpoolItem(QUARANTINE, "q|" + _hash(payload), payload["received_at"], payload))
+        return self.spool.append(items)
+
+    def _refused_item(self, dataset: str, row: Mapping[str, Any] | Any, why: str) -> SpoolItem:
+        payload = _refused_payload(dataset, row, why)
+        return SpoolItem(QUARANTINE, "q|" + _hash(payload), payload["received_at"], payload)
+
+    def _refuse(self, items: list[SpoolItem]) -> None:
+        if items:
+            log.warning("store refused %d row(s) into quarantine: %s", len(items),
+                        items[0].payload["reason"])
+            self.stats.refused += len(items)
+            self.spool.append(items)
 
     def pending(self) -> int:
         """Rows in the spool not yet in Parquet."""
@@ -326,21 +451,109 @@ class Store:
 
     # --- flushing ---------------------------------------------------------------------------
     def flush(self) -> FlushResult:
-        """Drain the spool into Parquet (atomic files); rows leave the spool only once written."""
+        """Drain the spool into Parquet (atomic files); rows leave the spool only once written.
+
+        Raises ``DiskFullError`` when the disk is full (the rows stay spooled; call again later)
+        and ``StoreError`` for any other failure of the disk; never because of a row's content.
+        """
         self._check_open()
         total = FlushResult()
-        with self._flush_lock:
-            while True:
-                batch = self.spool.incomplete_flush() or self.spool.begin_flush(_FLUSH_BATCH_ROWS)
-                if batch is None:
-                    break
-                res = self._write_batch(batch)
-                horizon = self.spool.seen_horizon_us(int(SEEN_RETENTION.total_seconds() * 1e6))
-                self.spool.finish_flush(batch, prune_seen_before_us=horizon)
-                total.add(res)
-                self.stats.flushes += 1
-        self._account(total)
+        self._check_space()
+        try:
+            with self._flush_lock:
+                while True:
+                    batch = self.spool.incomplete_flush() or self.spool.begin_flush(_FLUSH_BATCH_ROWS)
+                    if batch is None:
+                        break
+                    res = self._write_safely(batch)
+                    horizon = self.spool.seen_horizon_us(int(SEEN_RETENTION.total_seconds() * 1e6))
+                    self.spool.finish_flush(batch, prune_seen_before_us=horizon)
+                    total.add(res)
+                    self.stats.flushes += 1
+        finally:
+            self._account(total)
         return total
+
+    def _check_space(self) -> None:
+        """Fail fast, before a batch is read, while the disk has no room at all: a collector
+        retrying its flush under ENOSPC then costs one statvfs, not a batch read."""
+        try:
+            st = os.statvfs(self.data_dir)
+        except OSError:
+            return
+        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+        if free < _MIN_FREE_BYTES and self.spool.pending_count():
+            raise DiskFullError(f"disk full: {free} bytes free in {self.data_dir}; free space on that "
+                                "disk or move NAVILINK_DATA_DIR (rows already spooled are kept and "
+                                "written when space returns)", folder=self.data_dir)
+
+    def _write_safely(self, batch: FlushBatch) -> FlushResult:
+        """Write one batch. A failure that is not the disk's gets the batch screened (rows failing
+        the store's checks go to quarantine) and one more try; a dataset whose rows still fail the
+        same way twice is moved to quarantine with the reason, and the rest goes on."""
+        batch = self._screen(batch, everything=False)
+        reasons: dict[str, str] = {}
+        moved: set[str] = set()
+        for _ in range(8):
+            try:
+                return self._write_batch(batch)
+            except _WriteFailed as exc:
+                cause = exc.__cause__ or exc
+                if isinstance(cause, StoreError):
+                    raise cause from None  # the disk (full, read-only, gone): retry later
+                if isinstance(cause, OSError) or is_disk_full(cause):
+                    raise storage_error(cause, self.data_dir / exc.dataset, "write Parquet files") from None
+                ds, reason = exc.dataset, f"{type(cause).__name__}: {cause}"[:500]
+                if reasons.get(ds) != reason:  # a new way to fail: check each row, try again
+                    reasons[ds] = reason
+                    log.warning("writing spooled %s rows failed (%s); checking each row", ds, reason)
+                    batch = self._screen(batch, everything=True)
+                    continue
+                if ds in moved:
+                    break
+                log.error("spooled %s rows failed to write twice (%s): moved to quarantine", ds, reason)
+                self._requarantine(batch, ds, f"could not be written twice: {reason}")
+                batch = self.spool.reload(batch)
+                moved.add(ds)
+                del reasons[ds]
+        raise StoreError(f"cannot write spooled rows to {self.data_dir} ({'; '.join(reasons.values())}); "
+                         "they stay in the spool; please report this with the spool file")
+
+    def _screen(self, batch: FlushBatch, *, everything: bool) -> FlushBatch:
+        """Rewrite in the spool, as quarantine rows, the batch's rows that cannot be written:
+        unreadable ones always, and (``everything``) any failing the store's checks."""
+        fixes: list[tuple[int, str, dict]] = []
+        for rid, ds, text in batch.unreadable:
+            fixes.append((rid, QUARANTINE, _quarantine_payload(
+                reason=f"unreadable spooled row (dataset {shown(ds)})", raw=text, source="spool")))
+        for ds, rows in batch.rows.items():
+            if ds not in DATASETS:
+                fixes += [(rid, QUARANTINE, _refused_payload(ds, p, "unknown dataset"))
+                          for rid, p in zip(batch.ids[ds], rows, strict=True)]
+            elif everything:
+                fixes += [(rid, QUARANTINE, _refused_payload(ds, p, why))
+                          for rid, p in zip(batch.ids[ds], rows, strict=True)
+                          if (why := payload_problem(ds, p, _columns(ds)))]
+        if not fixes:
+            return batch
+        log.warning("%d spooled row(s) cannot be written: moved to quarantine (%s)", len(fixes),
+                    fixes[0][2]["reason"])
+        self.stats.refused += len(fixes)
+        self.spool.replace_rows(fixes)
+        return self.spool.reload(batch)
+
+    def _requarantine(self, batch: FlushBatch, dataset: str, why: str) -> None:
+        rows = batch.rows.get(dataset, [])
+        ids = batch.ids.get(dataset, [])
+        if dataset == QUARANTINE:  # rebuilt from their text fields only
+            fixes = [(rid, QUARANTINE, _quarantine_payload(
+                reason=f"{str(p.get('reason'))[:500]} ({why})", raw=_dump(p), source="spool"))
+                for rid, p in zip(ids, rows, strict=True)]
+        else:
+            fixes = [(rid, QUARANTINE, _refused_payload(dataset, p, why))
+                     for rid, p in zip(ids, rows, strict=True)]
+        self.stats.refused += len(fixes)
+        self.spool.replace_rows(fixes)
 
     def _account(self, res: FlushResult) -> None:
         self.stats.files_written += res.files
@@ -354,36 +567,45 @@ class Store:
     def _write_batch(self, batch: FlushBatch) -> FlushResult:
         res = FlushResult()
         name = self._part_name(batch)
-        if rows := batch.rows.get(STATUS):
-            df = _frame(rows, STATUS)
-            horizon = self.spool.seen_horizon_us(int(SEEN_RETENTION.total_seconds() * 1e6))
-            forgotten = (None if horizon is None else
-                         (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=horizon)).date())
-            bulk = self.spool.bulk_partitions()
-            for (dev, day), part in df.group_by(["device", "date"]):
-                pdir = self._status_dir(str(dev), day)
-                if (forgotten is not None and day <= forgotten) or _pkey(str(dev), day) in bulk:
-                    # keys the spool may have forgotten, or rows the bulk path wrote: ask the disk
-                    part = self._anti_join_disk(part, pdir, exclude=name)
-                if part.height:
-                    res.bytes += atomic_write_parquet(part.sort("received_at"), pdir / name)
-                    res.files += 1
-                    res.rows[STATUS] += part.height
-        for ds in (EVENTS, QUARANTINE):
+        for ds, write in ((STATUS, self._write_status_rows), (EVENTS, self._write_dated_rows),
+                          (QUARANTINE, self._write_dated_rows), (ENERGY, self._write_energy_rows)):
             if rows := batch.rows.get(ds):
-                df = _frame(rows, ds)
-                for (day,), part in df.group_by(["date"]):
-                    pdir = self.data_dir / ds / f"date={day.isoformat()}"
-                    res.bytes += atomic_write_parquet(part.sort(_TIME_COL[ds]), pdir / name)
-                    res.files += 1
-                    res.rows[ds] += part.height
-        if rows := batch.rows.get(ENERGY):
-            r = self._upsert_energy(_frame(rows, ENERGY))
-            res.add(r)
+                try:
+                    res.add(write(ds, rows, name))
+                except (Exception, pl.exceptions.PanicException) as exc:  # a polars panic is a BaseException
+                    raise _WriteFailed(ds) from exc
         return res
 
-    def _status_dir(self, device: str, day: date) -> Path:
-        return self.data_dir / STATUS / f"device={device}" / f"date={day.isoformat()}"
+    def _write_status_rows(self, ds: str, rows: list[dict], name: str) -> FlushResult:
+        res = FlushResult()
+        df = _frame(rows, STATUS)
+        horizon = self.spool.seen_horizon_us(int(SEEN_RETENTION.total_seconds() * 1e6))
+        forgotten = (None if horizon is None else
+                     (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=horizon)).date())
+        bulk = self.spool.bulk_partitions()
+        for (dev, day), part in df.group_by(["device", "date"]):
+            pdir = self._dir(STATUS, device=dev, day=day)
+            if (forgotten is not None and day <= forgotten) or _pkey(str(dev), day) in bulk:
+                # keys the spool may have forgotten, or rows the bulk path wrote: ask the disk
+                part = self._anti_join_disk(part, pdir, exclude=name)
+            if part.height:
+                res.bytes += atomic_write_parquet(part.sort("received_at"), pdir / name)
+                res.files += 1
+                res.rows[STATUS] += part.height
+        return res
+
+    def _write_dated_rows(self, ds: str, rows: list[dict], name: str) -> FlushResult:
+        res = FlushResult()
+        df = _frame(rows, ds)
+        for (day,), part in df.group_by(["date"]):
+            pdir = self._dir(ds, day=day)
+            res.bytes += atomic_write_parquet(part.sort(_TIME_COL[ds]), pdir / name)
+            res.files += 1
+            res.rows[ds] += part.height
+        return res
+
+    def _write_energy_rows(self, ds: str, rows: list[dict], name: str) -> FlushResult:
+        return self._upsert_energy(_frame(rows, ENERGY))
 
     @staticmethod
     def _files(pdir: Path) -> list[Path]:
@@ -403,7 +625,7 @@ class Store:
     def _upsert_energy(self, df: pl.DataFrame) -> FlushResult:
         res = FlushResult()
         for (dev,), new in df.group_by(["device"]):
-            ddir = self.data_dir / ENERGY / f"device={dev}"
+            ddir = self._dir(ENERGY, device=dev)
             files = self._files(ddir)
             frames = [new.with_columns(pl.lit(1).alias("_new"))]
             if files:
@@ -428,10 +650,18 @@ class Store:
         """Write many status rows at once (one file per device-day); rows already stored are skipped.
 
         ``df`` has the columns of ``status.status_schema()`` (missing wire keys are taken as null;
-        a null ``content_hash`` is computed). Returns the number of rows newly written.
+        a null ``content_hash`` is computed). Rows whose device is not a MAC or whose time is
+        outside the store's window are quarantined. Returns the number of rows newly written.
         """
         self._check_open()
         df = normalize_status_frame(df)
+        ok = (pl.col("device").str.contains(r"^[0-9a-f]{12}$")
+              & pl.col("date").is_between(FIRST_DAY, LAST_DAY))
+        if (bad := df.filter(~ok)).height:
+            self._refuse([self._refused_item(STATUS, r, "device is not a MAC or received_at is "
+                                             f"outside {FIRST_DAY}..{LAST_DAY}")
+                          for r in bad.iter_rows(named=True)])
+            df = df.filter(ok)
         if df.is_empty():
             return 0
         with self._flush_lock:
@@ -445,27 +675,53 @@ class Store:
             parts = df.partition_by(["device", "date"], as_dict=True, maintain_order=True)
             # recorded before any file is written: live flushes into these partitions check the disk
             self.spool.mark_bulk_partitions([_pkey(str(d), day) for d, day in parts])
-            for (dev, day), part in parts.items():
-                pdir = self._status_dir(str(dev), day)
-                part = self._anti_join_disk(part, pdir)
-                if part.height:
-                    res.bytes += atomic_write_parquet(part.sort("received_at"), pdir / name)
-                    res.files += 1
-                    written += part.height
-            res.rows[STATUS] = written
+            try:
+                for (dev, day), part in parts.items():
+                    pdir = self._dir(STATUS, device=dev, day=day)
+                    part = self._anti_join_disk(part, pdir)
+                    if part.height:
+                        res.bytes += atomic_write_parquet(part.sort("received_at"), pdir / name)
+                        res.files += 1
+                        written += part.height
+            except OSError as exc:
+                raise storage_error(exc, self.data_dir / STATUS, "read or write status files") from None
+            finally:
+                res.rows[STATUS] = written
+                self._account(res)
             self.stats.duplicates_skipped += before - df.height
-        self._account(res)
         return written
 
     def save_tou_plan(self, device: str, plan: Mapping[str, Any]) -> Path:
         """Keep the device's TOU plan (the GET /device/tou ``data``) as ``tou/<mac>.json``; the
-        warehouse prices energy with it when NAVILINK_TARIFF=tou."""
-        path = self.data_dir / "tou" / f"{device}.json"
-        atomic_write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2), path)
+        warehouse prices energy with it when NAVILINK_TARIFF=tou.
+
+        Raises ``PayloadError`` (nothing saved) when the MAC is not 12 hex digits (so neither
+        ``default`` nor a path can be named) or the plan fails the checks ``tariff.tou_rows`` makes.
+        """
+        from ..tariff import tou_rows  # the plan's one parser: what it cannot read is not saved
+
+        mac = require_mac(device, what="TOU plan MAC")
+        try:
+            if not tou_rows(plan, mac):
+                raise PayloadError("the plan has no price intervals")
+        except (NaviLinkError, ValueError, TypeError, KeyError, OverflowError) as exc:
+            reason = exc.message if isinstance(exc, NaviLinkError) else f"{type(exc).__name__}: {exc}"
+            raise PayloadError(f"TOU plan of {mac} not saved: {reason}", field="tou",
+                               raw=_dump(plan)[:2000]) from None
+        path = self._under(self.data_dir / TOU_DIR / f"{mac}.json")
+        try:
+            data = orjson.dumps(plan, option=orjson.OPT_INDENT_2)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise PayloadError(f"TOU plan of {mac} not saved: {exc}", field="tou") from None
+        atomic_write_bytes(data, path)
         return path
 
     def write_energy_frame(self, df: pl.DataFrame) -> int:
-        """Upsert many energy rows (latest ``fetched_at`` per device and day wins); returns rows given."""
+        """Upsert many energy rows (latest ``fetched_at`` per device and day wins); returns rows given.
+
+        Rows with a device that is not a MAC, a day outside the window or values outside a day's
+        physics are quarantined instead.
+        """
         self._check_open()
         schema = energy_schema()
         missing = [c for c in ("device", "day", "fetched_at") if c not in df.columns]
@@ -475,11 +731,23 @@ class Store:
                                if c not in df.columns])
         df = df.select([pl.col(c).cast(t) for c, t in schema.items()])
         df = df.with_columns(pl.col("device").str.to_lowercase())
+        ok = (pl.col("device").str.contains(r"^[0-9a-f]{12}$").fill_null(False)
+              & pl.col("day").is_between(FIRST_DAY, LAST_DAY).fill_null(False)
+              & pl.col("fetched_at").dt.date().is_between(FIRST_DAY, LAST_DAY).fill_null(False))
+        for col, hi in (("hp_wh", MAX_DAY_WH), ("he_wh", MAX_DAY_WH), ("hp_h", MAX_DAY_H), ("he_h", MAX_DAY_H)):
+            ok = ok & pl.col(col).is_between(0, hi).fill_null(True)
+        if (bad := df.filter(~ok)).height:
+            self._refuse([self._refused_item(ENERGY, r, "device, day or a value is out of range")
+                          for r in bad.iter_rows(named=True)])
+            df = df.filter(ok)
         if df.is_empty():
             return 0
         with self._flush_lock:
             self.flush()
-            res = self._upsert_energy(df)
+            try:
+                res = self._upsert_energy(df)
+            except OSError as exc:
+                raise storage_error(exc, self.data_dir / ENERGY, "read or write energy files") from None
         self._account(res)
         return df.height
 
@@ -495,29 +763,32 @@ class Store:
         merged = 0
         with self._flush_lock:
             self.flush()
-            for pdir, ds in self._partitions(device, day):
-                files = self._files(pdir)
-                if len(files) < min_files:
-                    continue
-                df = pl.read_parquet(files)
-                key = ["received_at", "content_hash"] if ds == STATUS else None
-                df = df.unique(subset=key, keep="first", maintain_order=True).sort(_TIME_COL[ds])
-                target = pdir / f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
-                rel = [str(f.relative_to(self.data_dir)) for f in files]
-                cid = self.spool.journal_compaction(str(target.relative_to(self.data_dir)), rel)
-                self.stats.bytes_written += atomic_write_parquet(df, target)
-                self.stats.files_written += 1
-                for f in files:
-                    with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
-                _fsync_dir(pdir)
-                self.spool.end_compaction(cid)
-                merged += 1
-                self.stats.compactions += 1
+            try:
+                for pdir, ds in self._partitions(device, day):
+                    files = self._files(pdir)
+                    if len(files) < min_files:
+                        continue
+                    df = pl.read_parquet(files)
+                    key = ["received_at", "content_hash"] if ds == STATUS else None
+                    df = df.unique(subset=key, keep="first", maintain_order=True).sort(_TIME_COL[ds])
+                    target = pdir / f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+                    rel = [str(f.relative_to(self.data_dir)) for f in files]
+                    cid = self.spool.journal_compaction(str(target.relative_to(self.data_dir)), rel)
+                    self.stats.bytes_written += atomic_write_parquet(df, target)
+                    self.stats.files_written += 1
+                    for f in files:
+                        with contextlib.suppress(FileNotFoundError):
+                            f.unlink()
+                    _fsync_dir(pdir)
+                    self.spool.end_compaction(cid)
+                    merged += 1
+                    self.stats.compactions += 1
+            except OSError as exc:
+                raise storage_error(exc, self.data_dir, "compact Parquet files") from None
         return merged
 
     def _partitions(self, device: str | None, day: date | None) -> Iterable[tuple[Path, str]]:
-        dev_glob = f"device={device.lower()}" if device else "device=*"
+        dev_glob = f"device={require_mac(device)}" if device else "device=*"
         day_glob = f"date={day.isoformat()}" if day else "date=*"
         yield from ((p, STATUS) for p in sorted((self.data_dir / STATUS).glob(f"{dev_glob}/{day_glob}")))
         if device is None:
@@ -535,6 +806,99 @@ class Store:
         return scan_dataset(self.data_dir, dataset)
 
 
+def row_problem(dataset: str, row: Mapping[str, Any]) -> str | None:
+    """Why ``append_status``/``append_energy`` would quarantine ``row`` (field, value, reason),
+    or None: importers check rows with it before they batch them."""
+    _, why = (_status_item if dataset == STATUS else _energy_item)(row)
+    return why or None
+
+
+def _status_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
+    at = r.get("received_at")
+    if (why := time_problem("received_at", at)) or not isinstance(at, datetime):
+        return None, why or "received_at is missing"
+    dev = normalize_mac(r.get("device"))
+    if dev is None:
+        return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
+    at_us = epoch_us(at)
+    try:
+        h = r.get("content_hash") or _status_hash_from_row(r)
+    except (ValueError, TypeError) as exc:
+        return None, f"no content hash: {exc}"
+    cols = _status_names()
+    payload = {k: _plain(v) for k, v in r.items() if v is not None and k in cols}
+    payload.update(device=dev, received_at=at_us, content_hash=h, date=epoch_day(at_us))
+    if why := payload_problem(STATUS, payload, _columns(STATUS)):
+        return None, why
+    return SpoolItem(STATUS, f"s|{dev}|{at_us}|{h}", at_us, payload), ""
+
+
+
+def _energy_item(r: Mapping[str, Any]) -> tuple[SpoolItem | None, str]:
+    day, fetched = r.get("day"), r.get("fetched_at")
+    if type(day) is not date or not FIRST_DAY <= day <= LAST_DAY:
+        return None, f"day={shown(day)} is not a date in {FIRST_DAY}..{LAST_DAY}"
+    if (why := time_problem("fetched_at", fetched)) or not isinstance(fetched, datetime):
+        return None, why or "fetched_at is missing"
+    dev = normalize_mac(r.get("device"))
+    if dev is None:
+        return None, f"device={shown(r.get('device'))} is not a MAC (12 hex digits)"
+    f_us = epoch_us(fetched)
+    payload = {"device": dev, "day": (day - date(1970, 1, 1)).days, "fetched_at": f_us,
+               "source": r.get("source")}
+    for k in ("hp_wh", "he_wh", "hp_h", "he_h"):
+        payload[k] = _plain(r.get(k))
+    if why := payload_problem(ENERGY, payload, _columns(ENERGY)):
+        return None, why
+    key = f"e|{dev}|{payload['day']}|{f_us}|" + _hash(payload)
+    return SpoolItem(ENERGY, key, f_us, payload), ""
+
+
+
+class _WriteFailed(Exception):
+    """Writing one dataset of a flush batch failed; the cause is chained."""
+
+    def __init__(self, dataset: str) -> None:
+        super().__init__(dataset)
+        self.dataset = dataset
+
+
+def _quarantine_payload(*, reason: Any, raw: Any, source: Any, topic: Any = None, device: Any = None,
+                        received_at: Any = None) -> dict[str, Any]:
+    """A quarantine spool payload that always passes the checks (so quarantine never blocks)."""
+    at_us = None
+    if isinstance(received_at, datetime) and received_at.tzinfo is not None:
+        at_us = epoch_us(received_at)
+    if at_us is None or not us_in_window(at_us):
+        at_us = epoch_us(datetime.now(UTC))
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
+    return {"received_at": at_us, "date": epoch_day(at_us), "device": normalize_mac(device),
+            "source": _text(source), "topic": None if topic is None else _text(topic),
+            "reason": _text(reason), "raw": _text(text)}
+
+
+def _text(value: Any) -> str:
+    """``value`` as text the spool's JSON can hold (lone surrogates replaced)."""
+    text = str(value)
+    return text if text.isascii() else text.encode("utf-8", "replace").decode()
+
+
+def _refused_payload(dataset: str, row: Any, why: str) -> dict[str, Any]:
+    """A row the store cannot write -> its quarantine payload: the reason names the field and value."""
+    at = None
+    if isinstance(row, Mapping):
+        t = row.get(_TIME_COL.get(dataset, "received_at"))
+        if isinstance(t, datetime):
+            at = t
+        elif isinstance(t, int) and us_in_window(t):
+            at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=t)
+    src = row.get("source") if isinstance(row, Mapping) else None
+    dev = row.get("device") if isinstance(row, Mapping) else None
+    return _quarantine_payload(reason=f"{dataset} row refused by the store: {why}", raw=_dump(row),
+                               source=src if isinstance(src, str) else "store", device=dev,
+                               received_at=at)
+
+
 def scan_dataset(data_dir: Path, dataset: str) -> pl.LazyFrame:
     """Read a dataset as any polars user would (hive partitioning on); works without a Store."""
     root = Path(data_dir) / dataset
@@ -545,10 +909,6 @@ def scan_dataset(data_dir: Path, dataset: str) -> pl.LazyFrame:
 
 def _pkey(device: str, day: date) -> str:
     return f"{device}/{day.isoformat()}"
-
-
-def _epoch_day(t: datetime) -> int:
-    return (t.astimezone(UTC).date() - date(1970, 1, 1)).days
 
 
 def _status_hash_from_row(r: Mapping[str, Any]) -> str:
