@@ -11,6 +11,7 @@
     ├── ValidationError           a control value is out of the device's range
     ├── PayloadError              a message from the wire could not be parsed
     └── StoreError                the data directory cannot be written or read
+        └── DiskFullError         ...because its disk or quota is full (nothing spooled is lost)
 
 The original NaviLink library's names resolve here too (bottom of this module): ``DeviceError``,
 ``CommunicationError`` (the base), ``TokenExpiredError``, ``MQTTError``, ``WebSocketError``.
@@ -107,3 +108,14 @@ TokenExpiredError = AuthenticationError
 MQTTError = NaviLinkConnectionError
 WebSocketError = NaviLinkConnectionError
 MessageError = PayloadError
+
+
+class DiskFullError(StoreError):
+    """The disk (or quota) holding the data directory is full. Nothing new is stored until space
+    is freed; rows already spooled are kept and written when space returns. ``folder`` names it."""
+
+    disk_full = True
+
+    def __init__(self, message: str, *, folder: Any) -> None:
+        super().__init__(message)
+        self.folder = folder

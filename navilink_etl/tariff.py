@@ -31,7 +31,7 @@ CSV_COLUMNS: dict[str, str] = {"start_at": "TIMESTAMPTZ", "price_per_kwh": "DOUB
 
 
 def week_bit(day: datetime) -> int:
-    """The TOU plan's weekday bit: Sunday 128, Monday 64 ... Saturday 2 (PROTOCOL.md 2.4)."""
+    """The TOU plan's weekday bit: Sunday 128, Monday 64 ... Saturday 2 (docs/protocol.md 2.4)."""
     sunday_first = (day.weekday() + 1) % 7  # Sunday 0 ... Saturday 6
     return 1 << (7 - sunday_first)
 
@@ -56,7 +56,7 @@ def _tou_info(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     raise PayloadError("TOU plan has no 'schedule' (expected a GET /device/tou reply)", field="schedule")
 
 
-# Each interval field's range (PROTOCOL.md 2.4): bit masks, clock fields, price scale.
+# Each interval field's range (docs/protocol.md 2.4): bit masks, clock fields, price scale.
 _TOU_RANGES: dict[str, tuple[int, int]] = {
     "week": (1, 255), "startHour": (0, 23), "startMinute": (0, 59), "endHour": (0, 23),
     "endMinute": (0, 59), "decimalPoint": (0, 9), "priceMin": (0, 10**9), "priceMax": (0, 10**9),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import StoreError
+from ..errors import DiskFullError, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,17 +49,6 @@ CREATE TABLE IF NOT EXISTS compactions (
     sources TEXT NOT NULL
 );
 """
-
-
-class DiskFullError(StoreError):
-    """The disk (or quota) holding the data directory is full. Nothing new is stored until space
-    is freed; rows already spooled are kept and written when space returns. ``folder`` names it."""
-
-    disk_full = True
-
-    def __init__(self, message: str, *, folder: Path) -> None:
-        super().__init__(message)
-        self.folder = folder
 
 
 def is_disk_full(exc: BaseException) -> bool:
