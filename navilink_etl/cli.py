@@ -99,9 +99,12 @@ def collect(
         config = _config(log_level="DEBUG" if debug else None)
         _setup_logging(config.log_level)
         from .collect.run import run_collector
+        from .embedded import embedded_cloud, warehouse_refresh
 
-        stats = _run(run_collector(config, interval=interval, duration_min=duration, devices=devices,
-                                   speed=speed, debug=debug))
+        cloud = embedded_cloud(devices=devices, speed=speed) if config.is_embedded else None
+        refresh = warehouse_refresh(config) if config.refresh_minutes > 0 else None
+        stats = _run(run_collector(config, interval=interval, duration_min=duration, debug=debug,
+                                   cloud=cloud, refresh=refresh))
     except NaviLinkError as exc:
         raise _fail(exc) from None
     if stats is not None and getattr(stats, "fatal", None):

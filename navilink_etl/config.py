@@ -31,6 +31,8 @@ _FIXES: dict[str, str] = {
     "price_per_kwh": "use dollars per kWh, e.g. NAVILINK_PRICE_PER_KWH=0.17",
     "tariff": "use flat, tou or csv",
     "email": "set NAVILINK_EMAIL to your NaviLink account e-mail",
+    "refresh_minutes": "use real minutes between warehouse refreshes while collecting, "
+                       "e.g. NAVILINK_REFRESH_MINUTES=15, or 0 to turn them off",
 }
 
 
@@ -73,6 +75,7 @@ class NaviLinkConfig(BaseSettings):
     ca_file: Path | None = None
     client_id: str | None = None
     request_timeout: float = Field(default=10.0, gt=0)
+    refresh_minutes: float = Field(default=15.0, ge=0)  # warehouse refresh while collecting; 0 = off
     # analytics
     tariff: Literal["flat", "tou", "csv"] = "flat"
     price_per_kwh: float = Field(default=0.17, ge=0)

@@ -46,6 +46,11 @@ class CollectorStats:
     lateness_s: deque[float] = field(default_factory=_window)  # real s, schedule -> start (recent)
     quarantined: int = 0
     duplicates: int = 0
+    dropped: int = 0  # samples not kept because the buffer was full (store failing for long)
+    dropped_events: int = 0
+    dropped_quarantine: int = 0
+    lost: int = 0  # buffered samples the store still refused at shutdown
+    refreshes: int = 0  # warehouse refreshes finished
     energy_days: int = 0
     events: int = 0
     files_written: int = 0
@@ -76,7 +81,8 @@ class CollectorStats:
             "latency_p50_s": percentile(self.latencies_s, 50),
             "latency_p99_s": percentile(self.latencies_s, 99),
             "failures": dict(self.failures), "quarantined": self.quarantined,
-            "duplicates": self.duplicates, "energy_days": self.energy_days, "events": self.events,
+            "duplicates": self.duplicates, "dropped": self.dropped, "lost": self.lost,
+            "refreshes": self.refreshes, "energy_days": self.energy_days, "events": self.events,
             "files_written": self.files_written, "bytes_written": self.bytes_written,
             "fatal": self.fatal,
         }  # fmt: skip
@@ -98,6 +104,9 @@ class CollectorStats:
             f"{self.events} events, {self.quarantined} quarantined, {self.duplicates} duplicates dropped; "
             f"{self.files_written} Parquet files ({self.bytes_written / 1e6:.2f} MB)",
         ]
+        if self.dropped or self.lost or self.dropped_events or self.dropped_quarantine:
+            lines.append(f"  NOT STORED (store failing): {self.dropped} samples dropped, {self.lost} lost at "
+                         f"shutdown, {self.dropped_events} events, {self.dropped_quarantine} bad messages")
         if self.failures:
             lines.append("  failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.most_common()))
         for mac in sorted(self.devices)[:max_devices]:
