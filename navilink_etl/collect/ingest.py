@@ -263,7 +263,8 @@ class Ingest:
             delay = SPOOL_EVERY_S if not self.failing else min(
                 RETRY_MAX_S, RETRY_MIN_S * 2 ** min(self._failures, 10))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):  # no helper task, unlike wait_for
+                    await self._wake.wait()
             self._wake.clear()
             if not self._closing:
                 await self.drain()
@@ -310,8 +311,7 @@ class Ingest:
         self._failing_since, self._failing_at = monotonic(), self.now()
         kind = Kind.DISK_FULL if is_disk_full(exc) else Kind.STORE_FAILED
         self.stats.failures[kind] += 1
-        what = "disk full" if kind == Kind.DISK_FULL else "store write failed"
-        detail = (f"{what}: {exc}; {len(self._buf.rows)} sample(s) held in memory (at most "
+        detail = (f"{exc}; {len(self._buf.rows)} sample(s) held in memory (at most "
                   f"{self.max_samples}), retrying until it writes again")
         self._emit(kind, detail=detail, severity="error")
 
