@@ -308,13 +308,13 @@ class Collector:
             self.events.emit(Kind.DEVICE_SKIPPED, device=key if is_mac(key) else None, detail=detail)
 
     def _follow(self, mac: str, dev: Any, slot: float) -> None:
+        online = bool(getattr(dev, "online", True))  # read first: a broken entry is not half added
         st = self.states.get(mac)
         if st is None:
             self._add_device(mac, dev, slot=slot)
             st = self.states[mac]
         else:
             st.device = dev
-        online = bool(getattr(dev, "online", True))
         if not online and not st.rest_offline:
             st.rest_offline = True
             self.events.emit(Kind.DEVICE_OFFLINE, device=mac, detail="the cloud lists it as disconnected")
