@@ -72,12 +72,14 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
                          adaptive: bool = False, seed: int | None = None,
                          flush_every_s: float = 60.0, stop: asyncio.Event | None = None,
                          ready: asyncio.Event | None = None, refresh: Callable[[], Any] | None = None,
-                         refresh_every_s: float | None = None) -> CollectorStats:
+                         refresh_every_s: float | None = None, compact_every_s: float = 900.0,
+                         stats: CollectorStats | None = None) -> CollectorStats:
     """The collector proper against whatever cloud ``config`` points at (real or fake).
 
     ``clock`` (the fake cloud's ``SimClock``) maps arrival stamps onto simulated time; ``stop``
     lets a caller end the run; ``ready`` is set once devices are listed and polls scheduled.
     ``refresh`` runs every ``refresh_every_s`` real seconds (default NAVILINK_REFRESH_MINUTES).
+    ``stats``: an object to fill (a benchmark watches it live); a new one by default.
     """
     from ..cloud.client import NaviLinkClient
 
@@ -89,7 +91,8 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
                                  "for the shared real cloud; use --interval 30 or more")
     every = refresh_every_s if refresh_every_s is not None else config.refresh_minutes * 60.0
     stop = stop or asyncio.Event()
-    stats = CollectorStats(mode=mode, interval_s=iv, started_at=datetime.now(UTC))
+    stats = stats or CollectorStats()  # a caller's own object lets it watch the run live
+    stats.mode, stats.interval_s, stats.started_at = mode, iv, datetime.now(UTC)
     t0 = time.monotonic()
     loop = asyncio.get_running_loop()
     handlers = _install_signals(loop, stop)
@@ -101,7 +104,7 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
                                   source="fake-cloud" if clock is not None else "cloud",
                                   request_timeout=config.request_timeout, adaptive=adaptive,
                                   flush_every_s=flush_every_s, on_fatal=lambda _m: stop.set(), seed=seed,
-                                  refresh=refresh, refresh_every_s=every)
+                                  refresh=refresh, refresh_every_s=every, compact_every_s=compact_every_s)
             if await _authenticate(client, collector, stop):
                 await collector.start()
                 if ready is not None:
