@@ -4,6 +4,7 @@ refresh runs beside the polls (never two at once), and shutdown cancels nothing 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -141,7 +142,7 @@ async def test_warehouse_refresh_runs_beside_polls_never_twice(tmp_path: Path,
         stop.set()
         stats = await asyncio.wait_for(task, 40)
     assert len(runs) >= 2 and not overlap
-    assert all(b[0] >= a[1] for a, b in zip(runs, runs[1:], strict=False))  # one after the other
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(runs))  # one after the other
     assert stats.refreshes == len(runs)
     # polls kept their 0.25 s schedule while refreshes ran (each refresh spans ~5 polls per device)
     busy = sum(e - s for s, e in runs)
