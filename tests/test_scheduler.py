@@ -166,3 +166,31 @@ async def test_a_failing_refresh_is_an_event_not_fatal(tmp_path: Path) -> None:
     details = ev.get_column("detail").to_list()
     assert sum("locked by another writer" in d for d in details) == 1  # one outage, not one per attempt
     assert sum(stats.polls_ok.values()) >= 8
+
+
+async def test_stop_waits_for_a_running_flush_instead_of_cancelling_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    real = Store.flush
+
+    def flush(store: Store) -> Any:  # a slow disk: each flush takes a second
+        time.sleep(1.0)
+        return real(store)
+
+    monkeypatch.setattr(Store, "flush", flush)
+    caplog.set_level(logging.INFO)
+    data = tmp_path / "data"
+    async with FakeCloud(n_devices=2, speed=1200.0, seed=6) as fc:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run_collection(
+            fake_config(fc, data), interval=300, duration_min=None, clock=fc.clock, mode="embedded",
+            status_line=False, stop=stop, ready=ready, flush_every_s=0.2))
+        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.sleep(1.5)  # flushes back to back: one is running when we stop
+        stop.set()
+        stats = await asyncio.wait_for(task, 60)
+    assert stats.fatal is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("waiting for 1 housekeeping job" in m for m in messages)
+    assert not [r for r in caplog.records if r.exc_info or "raised an exception" in r.getMessage()]
+    keys = scan_dataset(data, "status").select("device", "received_at", "content_hash").collect()
+    assert keys.height == sum(stats.samples.values())
