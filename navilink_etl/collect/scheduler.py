@@ -304,6 +304,8 @@ class Collector:
     def _skip(self, key: str, detail: str) -> None:
         self.stats.failures["device_skipped"] += 1
         if key not in self._skipped:  # once per entry, not at every hourly refresh
+            if len(self._skipped) >= 1_000:  # a cloud sending new junk every hour: stay bounded
+                self._skipped.clear()
             self._skipped.add(key)
             self.events.emit(Kind.DEVICE_SKIPPED, device=key if is_mac(key) else None, detail=detail)
 
