@@ -176,3 +176,22 @@ async def test_energy_replies_are_matched_by_mac_and_session(tmp_path: Path) -> 
     s._dispatch(topic, energy_msg(mac=None, session=None, year=2025, months=(12,)), T0)  # only B asked
     assert b.done() and not a.done()
     assert b.result()[0].response["usage"][0]["year"] == 2025
+
+
+async def test_concurrent_drains_write_every_row_once(ingest: Ingest) -> None:
+    topic = response_topic(MAC, "c")
+
+    def arrive(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            ingest.on_message(topic, status_msg(session=str(i)), T0 + timedelta(seconds=i))
+
+    arrive(0, 200)
+    first = asyncio.create_task(ingest.drain())
+    await asyncio.sleep(0)
+    arrive(200, 300)  # while the first drain is writing
+    second = asyncio.create_task(ingest.drain())  # e.g. the flush job
+    await asyncio.sleep(0)
+    arrive(300, 400)
+    assert all(await asyncio.gather(first, second))
+    out = await stored(ingest)
+    assert out["status"].height == 400 and ingest.buffered == 0

@@ -122,6 +122,7 @@ class Ingest:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="navilink-spool")
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._drain_lock = asyncio.Lock()
         self._closing = False
         self._failing_since: float | None = None
         self._failing_at: datetime | None = None
@@ -275,6 +276,10 @@ class Ingest:
 
     async def drain(self) -> bool:
         """Write what is buffered now (worker thread); True when it all reached the spool."""
+        async with self._drain_lock:  # the writer task, a flush and stop() may all call this
+            return await self._drain()
+
+    async def _drain(self) -> bool:
         if not len(self._buf):
             return True
         b = self._buf
@@ -285,7 +290,7 @@ class Ingest:
         except Exception as exc:
             self._failed(exc)
             return False
-        # only this task removes rows; messages that arrived meanwhile were appended after them
+        # only a drain removes rows (one at a time); messages that arrived meanwhile come after them
         del b.quarantine[:nq], b.events[:ne], b.rows[:nr]
         b.quarantine_bytes = sum(len(q["raw"]) for q in b.quarantine)
         if self.failing:
