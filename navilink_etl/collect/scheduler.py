@@ -125,7 +125,7 @@ class Collector:
         self.states: dict[str, DeviceState] = {}
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduled: dict[str, datetime] = {}
-        self._running: set[asyncio.Task[Any]] = set()
+        self._running: dict[asyncio.Task[Any], str] = {}  # job task -> "request" or "housekeeping"
         self._skipped: set[str] = set()  # device-list entries already reported as unusable
         self._stopping = False
         self._jobs_ready = False  # per-device jobs start once MQTT is up (see start)
@@ -180,8 +180,8 @@ class Collector:
         t0 = monotonic()
         me = asyncio.current_task()
         running = [t for t in self._running if not t.done() and t is not me]
-        polls = [t for t in running if getattr(t, "_navilink_kind", "") == "request"]
-        house = [t for t in running if t not in polls]
+        polls = [t for t in running if self._running.get(t) == "request"]
+        house = [t for t in running if self._running.get(t) != "request"]
         pending: set[asyncio.Task[Any]] = set()
         if polls:  # every request is bounded by its timeout; give them that long, then move on
             _, pending = await asyncio.wait(polls, timeout=self.request_timeout + 2 * POLL_GRACE_S)
@@ -233,10 +233,9 @@ class Collector:
     def _track(self, kind: str = "housekeeping") -> None:
         """Remember the running job's task so stop() can await it (requests: bounded wait)."""
         task = asyncio.current_task()
-        if task is not None:
-            task._navilink_kind = kind  # type: ignore[attr-defined]
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+        if task is not None and task not in self._running:
+            self._running[task] = kind
+            task.add_done_callback(lambda t: self._running.pop(t, None))
 
     def _fatal(self, message: str) -> None:
         if self.stats.fatal is None:
