@@ -98,13 +98,16 @@ async def test_identity_is_checked_at_entry(ingest: Ingest) -> None:
     ingest.on_message("cmd/52/navilink-aa/../../escaped/c/res", status_msg(), T0)
     ingest.on_message("cmd/52/navilink-AABBCCDDEEFF/c/res", status_msg(session="2"), T0)  # not canonical
     ingest.on_message(good, b'{"truncated', T0)
+    ingest.on_message(good, b'{"pad": "' + b"x" * 10_000_000 + b'"}', T0)  # 10 MB
     ingest.on_message(good, status_msg(body_mac=MAC.upper(), session="3"), T0)  # same MAC, other case: ok
     out = await stored(ingest)
     reasons = out["quarantine"].get_column("reason").to_list()
-    assert out["status"].height == 1 and len(reasons) == 4
+    assert out["status"].height == 1 and len(reasons) == 5
     assert any("differs from the topic's" in r for r in reasons)
     assert sum("names no valid device MAC" in r for r in reasons) == 2
     assert any(r.startswith("not JSON") for r in reasons)
+    assert any("10,000,011 bytes exceeds" in r for r in reasons)
+    assert out["quarantine"].get_column("raw").str.len_bytes().max() <= 65_536
     assert set(out["quarantine"].get_column("device").drop_nulls()) <= {MAC}
     data = ingest.store.data_dir
     assert not any(p.name.startswith("escaped") for p in data.parent.rglob("*"))

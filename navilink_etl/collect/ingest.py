@@ -49,6 +49,8 @@ STOP_ATTEMPTS = 3  # final spool attempts at shutdown while the store is failing
 # Redelivery memory: the last keys of each device. A QoS 1 redelivery arrives within a few
 # messages of the original whatever the delay; a genuinely new message differs in content or in
 # its sessionID (replies echo our ms-epoch request id, pushes carry the device's own counter).
+MAX_PAYLOAD_BYTES = 1_000_000  # a status is ~3 KB, a year of energy history ~25 KB
+QUARANTINE_RAW_BYTES = 65_536  # of an oversized message, this much is kept as evidence
 DEDUP_KEEP = 64
 DEDUP_DEVICES = 10_000
 
@@ -175,6 +177,11 @@ class Ingest:
         at = self.stamp(received_at)
         topic_mac = mac_from_topic(topic)
         topic_mac = topic_mac if is_mac(topic_mac) else None
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            self.quarantine(topic, payload[:QUARANTINE_RAW_BYTES], at, topic_mac,
+                            f"message of {len(payload):,} bytes exceeds {MAX_PAYLOAD_BYTES:,} bytes "
+                            f"(first {QUARANTINE_RAW_BYTES:,} kept)")
+            return None
         try:
             obj = orjson.loads(payload)  # the only decode of this message
         except orjson.JSONDecodeError as exc:
