@@ -190,8 +190,8 @@ def _status_text(stats: CollectorStats, collector: Collector) -> str:
     return (f"[{now} UTC{' sim' if stats.mode == 'embedded' else ''}] {len(collector.states)} device(s), "
             f"{failing} failing, {mqtt} | polls {ok} ok / {failed} failed | "
             f"{sum(stats.samples.values())} samples, {stats.quarantined} quarantined, "
-            f"{collector.store.pending()} pending in spool"
-            + (f", {collector.ingest.buffered} buffered (STORE FAILING)" if collector.ingest.failing else ""))
+            f"{collector.ingest.buffered} waiting for the spool"  # from memory: no SQLite read on the loop
+            + (" (STORE FAILING)" if collector.ingest.failing else ""))
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
