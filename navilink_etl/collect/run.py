@@ -95,8 +95,8 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     stats.mode, stats.interval_s, stats.started_at = mode, iv, datetime.now(UTC)
     t0 = time.monotonic()
     loop = asyncio.get_running_loop()
+    store = await asyncio.to_thread(Store, Path(config.data_dir))  # replays the spool: not on the loop
     handlers = _install_signals(loop, stop)
-    store = Store(Path(config.data_dir))
     collector: Collector | None = None
     try:
         async with NaviLinkClient(config=config) as client:
@@ -119,7 +119,11 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
             stats.events = collector.events.count
         stats.files_written = store.stats.files_written
         stats.bytes_written = store.stats.bytes_written
-        store.close()
+        try:
+            await asyncio.to_thread(store.close)
+        except Exception as exc:  # e.g. the disk is still full: the spool keeps the rows
+            log.error("closing the store: %s; the spool keeps what was not written and the next "
+                      "start writes it", exc)
         stats.stopped_at = datetime.now(UTC)
         stats.uptime_s = time.monotonic() - t0
     _print_summary(stats)
