@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 import pytest
 
 from navilink_etl.cloud import mqtt as mqtt_mod
@@ -198,3 +199,42 @@ async def test_concurrent_drains_write_every_row_once(ingest: Ingest) -> None:
     assert all(await asyncio.gather(first, second))
     out = await stored(ingest)
     assert out["status"].height == 400 and ingest.buffered == 0
+
+
+async def test_a_late_broker_redelivery_is_stored_once(tmp_path: Path) -> None:
+    from navilink_etl.collect.run import run_collection
+    from navilink_etl.sim.cloud import FakeCloud
+
+    from .test_collect import fake_config
+
+    data = tmp_path / "data"
+    seen: list[tuple[str, bytes]] = []
+    async with FakeCloud(n_devices=1, speed=60.0, seed=8) as fc:  # 300 s interval: a poll every 5 s
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run_collection(
+            fake_config(fc, data), interval=300, duration_min=None, clock=fc.clock, mode="embedded",
+            status_line=False, stop=stop, ready=ready))
+        await asyncio.wait_for(ready.wait(), 20)
+        mac = fc.devices[0].mac
+        real = fc.broker.publish
+
+        async def record(topic: str, payload: bytes) -> None:
+            if b'"status"' in payload:
+                seen.append((topic, payload))
+            await real(topic, payload)
+
+        for agent in fc.agents.values():
+            agent._publish = record
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(3.0)  # well past the old 2 s window
+        topic, payload = seen[0]
+        await real(topic, payload)  # the broker delivers the same message again
+        await asyncio.sleep(1.0)
+        stop.set()
+        stats = await asyncio.wait_for(task, 30)
+    assert stats.duplicates >= 1
+    st = scan_dataset(data, "status").filter(pl.col("device") == mac).collect()
+    assert st.height == st.unique(subset=["content_hash", "session_id", "client_id"]).height
