@@ -4,8 +4,9 @@
 
 At the default speed one real minute is one simulated day. RSS is sampled every ``--sample-s``
 real seconds; after ``--warmup-days`` its least-squares slope is reported in MB per simulated
-day (flat is the goal), with the status files per device-day (bounded by compaction) and the spool
-size (which must not grow). Prints one JSON object; the samples go to stderr as they are taken.
+day (flat is the goal), with the Python heap's allocated blocks (to tell Python objects from native
+memory), the status files per device-day (bounded by compaction) and the spool size (which must
+not grow). Prints one JSON object; the samples go to stderr as they are taken.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ async def sample(clock: Any, data: Path, every_s: float, out: list[dict[str, Any
         files = files_per_partition(data)
         row = {"real_s": round(time.monotonic() - t0, 1),
                "sim_day": round((clock.now() - start).total_seconds() / 86_400, 3),
-               "rss_mb": round(rss_mb(), 1), "spool_bytes": spool_bytes(data),
+               "rss_mb": round(rss_mb(), 1), "py_blocks": sys.getallocatedblocks(),
+               "spool_bytes": spool_bytes(data),
                "files_max": max(files, default=0), "partitions": len(files),
                "samples": sum(stats.samples.values()) if stats is not None else None}
         out.append(row)
@@ -86,6 +88,7 @@ async def soak(a: argparse.Namespace, data: Path) -> dict[str, Any]:
     spool = [(r["sim_day"], r["spool_bytes"] / 1e6) for r in rows if r["sim_day"] >= a.warmup_days]
     s = slope(after)
     sp = slope(spool)
+    blocks = slope([(r["sim_day"], r["py_blocks"]) for r in rows if r["sim_day"] >= a.warmup_days])
     end_files = files_per_partition(data)
     return {
         "devices": a.devices, "simulated_days": a.days, "speed": a.speed, "interval_s": a.interval,
@@ -96,6 +99,7 @@ async def soak(a: argparse.Namespace, data: Path) -> dict[str, Any]:
         "rss_after_warmup_mb": after[0][1] if after else None, "rss_last_mb": rows[-1]["rss_mb"] if rows else None,
         "rss_peak_mb": max((r["rss_mb"] for r in rows), default=None),
         "rss_slope_mb_per_sim_day": None if s is None else round(s, 2),
+        "python_blocks_slope_per_sim_day": None if blocks is None else round(blocks),
         "spool_mb_after_warmup": spool[0][1] if spool else None, "spool_mb_last": spool[-1][1] if spool else None,
         "spool_slope_mb_per_sim_day": None if sp is None else round(sp, 3),
         "status_files_per_device_day_max_during_run": max((r["files_max"] for r in rows), default=None),
