@@ -172,8 +172,10 @@ async def test_a_failing_refresh_is_an_event_not_fatal(tmp_path: Path) -> None:
 async def test_stop_waits_for_a_running_flush_instead_of_cancelling_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     real = Store.flush
+    started = threading.Event()
 
     def flush(store: Store) -> Any:  # a slow disk: each flush takes a second
+        started.set()
         time.sleep(1.0)
         return real(store)
 
@@ -186,7 +188,12 @@ async def test_stop_waits_for_a_running_flush_instead_of_cancelling_it(
             fake_config(fc, data), interval=300, duration_min=None, clock=fc.clock, mode="embedded",
             status_line=False, stop=stop, ready=ready, flush_every_s=0.2))
         await asyncio.wait_for(ready.wait(), 30)
-        await asyncio.sleep(1.5)  # flushes back to back: one is running when we stop
+        await asyncio.sleep(1.0)
+        started.clear()
+        for _ in range(500):  # stop just after a flush started: it runs for another second
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
         stop.set()
         stats = await asyncio.wait_for(task, 60)
     assert stats.fatal is None
