@@ -5,8 +5,8 @@
 The fake cloud (REST + MQTT broker + device agents, real time) runs in a separate process so the
 numbers are the collector's own: share of polls started on time (within max(1 s, 5 % of the
 interval) of schedule and answered), p50/p99 request->reply latency, CPU seconds and share of one
-core, peak RSS, and Parquet bytes on disk per stored sample (after the shutdown compaction).
-Prints one JSON object.
+core, peak RSS, Parquet bytes on disk per stored sample (after the shutdown compaction), and the
+number of tracebacks logged (a clean shutdown logs none). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import resource
 import shlex
@@ -54,6 +55,18 @@ def start_fake_cloud(devices: int, latency: float) -> tuple[subprocess.Popen[byt
     return proc, env
 
 
+class TracebackCounter(logging.Handler):
+    """Counts log records that carry a traceback (or APScheduler's "raised an exception")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or "raised an exception" in record.getMessage():
+            self.records.append(f"{record.name}: {record.getMessage()[:200]}")
+
+
 def dir_bytes(path: Path, pattern: str = "**/*.parquet") -> int:
     return sum(p.stat().st_size for p in path.glob(pattern))
 
@@ -70,6 +83,8 @@ async def bench(devices: int, interval: float, minutes: float, data: Path, laten
         over = {k.removeprefix("NAVILINK_").lower(): v for k, v in env.items()}
         over.pop("polling_interval", None)
         cfg = NaviLinkConfig(data_dir=data, timezone="UTC", log_level="WARNING", **over)
+        tracebacks = TracebackCounter()
+        logging.getLogger().addHandler(tracebacks)
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()
         stats = await run_collection(cfg, interval=interval, duration_min=minutes, clock=None,
@@ -99,7 +114,9 @@ async def bench(devices: int, interval: float, minutes: float, data: Path, laten
         "samples": samples, "status_files": len(list((data / "status").glob("**/*.parquet"))),
         "status_bytes": status_bytes,
         "bytes_per_sample": round(status_bytes / samples, 1) if samples else None,
+        "duplicates": stats.duplicates, "dropped": stats.dropped, "lost": stats.lost,
         "failures": dict(stats.failures), "fatal": stats.fatal,
+        "tracebacks_logged": len(tracebacks.records), "first_tracebacks": tracebacks.records[:3],
     }
 
 

@@ -7,6 +7,7 @@ Every command has ``--help``. Exit codes: 0 ok, 1 runtime failure, 2 bad configu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from datetime import UTC, date, datetime
@@ -98,10 +99,15 @@ def collect(
     try:
         config = _config(log_level="DEBUG" if debug else None)
         _setup_logging(config.log_level)
+        from . import warehouse
         from .collect.run import run_collector
+        from .embedded import embedded_cloud
 
-        stats = _run(run_collector(config, interval=interval, duration_min=duration, devices=devices,
-                                   speed=speed, debug=debug))
+        cloud = embedded_cloud(devices=devices, speed=speed) if config.is_embedded else None
+        # the marts job: incremental, published atomically, so readers are never blocked
+        refresh = functools.partial(warehouse.refresh, config) if config.refresh_minutes > 0 else None
+        stats = _run(run_collector(config, interval=interval, duration_min=duration, debug=debug,
+                                   cloud=cloud, refresh=refresh))
     except NaviLinkError as exc:
         raise _fail(exc) from None
     if stats is not None and getattr(stats, "fatal", None):

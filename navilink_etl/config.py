@@ -48,6 +48,8 @@ _FIXES: dict[str, str] = {
     "email": "set NAVILINK_EMAIL to your NaviLink account e-mail",
     "rest_base_url": f"use https://, e.g. the default {DEFAULT_REST_BASE_URL} (plain http:// only for "
                      "127.0.0.1, ::1 or localhost), or unset it",
+    "refresh_minutes": "use real minutes between warehouse refreshes while collecting, "
+                       "e.g. NAVILINK_REFRESH_MINUTES=15, or 0 to turn them off",
 }
 
 
@@ -209,6 +211,7 @@ class NaviLinkConfig(BaseSettings):
     ca_file: Path | None = None
     client_id: str | None = None
     request_timeout: float = Field(default=10.0, gt=0)
+    refresh_minutes: float = Field(default=15.0, ge=0)  # warehouse refresh while collecting; 0 = off
     # analytics
     tariff: Literal["flat", "tou", "csv"] = "flat"
     price_per_kwh: float = Field(default=0.17, ge=0)

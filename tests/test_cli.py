@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,3 +55,35 @@ def test_status_without_account_says_the_heaters_are_simulated(monkeypatch: pyte
     assert result.exit_code == 0, result.output
     assert "No NAVILINK_EMAIL set" in result.output and "SIMULATED" in result.output
     assert result.output.count("(simulated): tank") == 1
+
+
+def test_collect_names_a_bad_refresh_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAVILINK_REFRESH_MINUTES", "-1")
+    result = runner.invoke(app, ["collect", "--duration", "0.01"])
+    assert result.exit_code == 2
+    assert "NAVILINK_REFRESH_MINUTES" in result.output
+
+
+def test_the_collector_package_does_not_import_the_simulator() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, navilink_etl.collect.run, navilink_etl.collect.scheduler, navilink_etl.collect.ingest; "
+            "print(sorted(m for m in sys.modules if m.startswith('navilink_etl.sim')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_collect_without_credentials_runs_the_embedded_default_and_refreshes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import duckdb
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAVILINK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NAVILINK_REFRESH_MINUTES", "0.02")  # 1.2 s: at least one refresh in the run
+    result = runner.invoke(app, ["collect", "--duration", "0.12", "--devices", "1", "--speed", "600"])
+    assert result.exit_code == 0, result.output
+    log = (tmp_path / "data" / "logs" / "collector.log").read_text()
+    assert "EMBEDDED SIMULATOR" in log and "warehouse marts refreshed" in log
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
+    assert con.sql("select count(*) from information_schema.tables").fetchall()[0][0] > 0

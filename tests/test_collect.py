@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from navilink_etl.collect.run import run_collection, run_collector
 from navilink_etl.collect.store import scan_dataset
 from navilink_etl.config import NaviLinkConfig
+from navilink_etl.embedded import embedded_cloud
 from navilink_etl.sim.cloud import FakeCloud
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,8 @@ def q(sql: str) -> list[tuple]:
 async def test_embedded_collector_stores_every_answered_poll(tmp_path: Path) -> None:
     data = tmp_path / "data"
     # speed 1200: 9 real seconds are 3 simulated hours; 300 s interval -> a poll every 0.25 s
-    stats = await run_collector(embedded_config(data), interval=300, duration_min=0.15, devices=2,
-                                speed=1200.0, status_line=False)
+    stats = await run_collector(embedded_config(data), interval=300, duration_min=0.15, status_line=False,
+                                cloud=embedded_cloud(devices=2, speed=1200.0))
     assert stats.fatal is None and stats.mode == "embedded"
     assert len(stats.devices) == 2
     glob = f"{data}/status/**/*.parquet"
@@ -246,8 +247,10 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
         from pathlib import Path
         from navilink_etl.config import NaviLinkConfig
         from navilink_etl.collect.run import run_collector
+        from navilink_etl.embedded import embedded_cloud
         cfg = NaviLinkConfig(data_dir=Path({str(data)!r}), timezone="UTC")
-        stats = asyncio.run(run_collector(cfg, interval=300, devices=1, speed=600, status_line=False))
+        stats = asyncio.run(run_collector(cfg, interval=300, status_line=False,
+                                          cloud=embedded_cloud(devices=1, speed=600)))
         sys.exit(1 if stats.fatal else 0)
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAVILINK_")}

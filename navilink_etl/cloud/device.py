@@ -245,6 +245,11 @@ class NaviLinkDevice:
         self.last_status = st
         return st
 
+    async def request_status(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Ask for a status snapshot and wait for the reply without parsing it: for a caller that
+        stores every message from the client's message listener (the collector)."""
+        await self._request(Command.STATUS, status_topic(self.mac), "status", timeout)
+
     async def get_feature(self, timeout: float | None = None) -> Feature:  # noqa: ASYNC109
         """The DID/feature reply (``G/st/did``): firmware, capabilities, setpoint range."""
         env, _, _ = await self._request(Command.DEVICE_INFO, did_topic(self.mac), "feature", timeout)

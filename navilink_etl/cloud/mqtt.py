@@ -40,7 +40,9 @@ from .auth import Authenticator, Tokens
 
 log = logging.getLogger(__name__)
 
-MessageListener = Callable[[str, bytes, datetime], None]
+# A listener may return the Envelope it parsed: the reply matching then uses it instead of parsing
+# the same bytes again (the collector's ingest does; anything else is ignored).
+MessageListener = Callable[[str, bytes, datetime], object]
 ConnectionListener = Callable[[str, str], None]
 CONNECTION_EVENTS = ("connected", "interrupted", "resumed", "reconnect_failed", "resubscribed",
                      "credentials_renewed", "auth_failed")
@@ -78,6 +80,7 @@ class _Pending:
     future: asyncio.Future[tuple[Envelope, bytes, datetime]]
     mac: str
     kind: str  # expected Envelope.kind: status | feature | energy
+    months: tuple[int, tuple[int, ...]] | None = None  # an energy request's (year, months)
 
 
 class MqttSession:
@@ -128,10 +131,11 @@ class MqttSession:
         self._conn_listeners.append(cb)
         return lambda: self.remove_listener(cb)
 
-    def remove_listener(self, cb: Callable[..., None]) -> None:
-        for registry in (self._msg_listeners, self._conn_listeners):
-            if cb in registry:
-                registry.remove(cb)
+    def remove_listener(self, cb: Callable[..., object]) -> None:
+        if cb in self._msg_listeners:
+            self._msg_listeners.remove(cb)
+        if cb in self._conn_listeners:
+            self._conn_listeners.remove(cb)  # type: ignore[arg-type]
 
     def _emit(self, event: str, detail: str = "") -> None:
         log.info("mqtt %s: %s", event, detail)
@@ -409,27 +413,50 @@ class MqttSession:
     # --- messages ---------------------------------------------------------------------------------
     def _dispatch(self, topic: str, payload: bytes, received_at: datetime) -> None:
         self.stats["messages"] += 1
+        env: Envelope | None = None
         for cb in list(self._msg_listeners):
             try:
-                cb(topic, payload, received_at)
+                parsed = cb(topic, payload, received_at)
             except Exception:
                 log.exception("message listener %r failed", cb)
-        try:
-            env = parse_message(payload)
-        except PayloadError:
-            return  # requests (ours echoed by G/#) and malformed messages: listeners saw them
-        pending = self._pending.get(env.session_id) if env.session_id else None
-        if pending is not None and pending.kind != env.kind:
-            pending = None
-        if pending is None and env.kind in ("feature", "energy"):
-            # only status/control replies are known to echo sessionID; match others by content
-            pending = next((p for p in self._pending.values() if p.kind == env.kind
-                            and not p.future.done() and env.mac in (None, p.mac)), None)
-        if pending is None or pending.future.done():
-            return
-        if env.mac is not None and env.mac != pending.mac:
-            return
-        pending.future.set_result((env, payload, received_at))
+                continue
+            if isinstance(parsed, Envelope):
+                env = parsed
+        if not self._pending:
+            return  # nothing awaits a reply: no need to parse (the listeners store what they keep)
+        if env is None:
+            try:
+                env = parse_message(payload)
+            except PayloadError:
+                return  # requests (ours echoed by G/#) and malformed messages: listeners saw them
+        pending = self._match(env)
+        if pending is not None:
+            pending.future.set_result((env, payload, received_at))
+
+    def _match(self, env: Envelope) -> _Pending | None:
+        """The pending request a reply answers: by sessionID, else (DID, energy) by MAC and content.
+
+        A reply naming another device never matches. A reply without sessionID or MAC matches only
+        when exactly one pending request could have asked for it; an ambiguous one is dropped (both
+        requests time out and are retried) rather than filed under the wrong device.
+        """
+        p = self._pending.get(env.session_id) if env.session_id else None
+        if p is not None and p.kind == env.kind and not p.future.done():
+            return p if env.mac is None or env.mac == p.mac else None
+        if env.kind not in ("feature", "energy"):
+            return None  # status/control replies echo their sessionID
+        open_ = [q for q in self._pending.values() if q.kind == env.kind and not q.future.done()]
+        if env.mac is not None:
+            return next((q for q in open_ if q.mac == env.mac), None)
+        if env.kind == "energy":
+            asked = _energy_months(env.response)
+            open_ = [q for q in open_ if asked is None or q.months is None or q.months == asked]
+        if len(open_) == 1:
+            return open_[0]
+        if open_:
+            log.warning("a %s reply without device MAC or known sessionID fits %d pending requests: "
+                        "dropped (the requests time out and are retried)", env.kind, len(open_))
+        return None
 
     async def request(self, topic: str, message: dict[str, Any], *, mac: str, kind: str,
                       timeout: float) -> tuple[Envelope, bytes, datetime]:  # noqa: ASYNC109
@@ -442,7 +469,7 @@ class MqttSession:
         loop = asyncio.get_running_loop()
         sid = str(message["sessionID"])
         fut: asyncio.Future[tuple[Envelope, bytes, datetime]] = loop.create_future()
-        self._pending[sid] = _Pending(fut, mac, kind)
+        self._pending[sid] = _Pending(fut, mac, kind, _requested_months(message) if kind == "energy" else None)
         published = False
         try:
             async with asyncio.timeout(timeout):
@@ -466,6 +493,26 @@ class MqttSession:
             ) from None
         finally:
             self._pending.pop(sid, None)
+
+
+def _requested_months(message: dict[str, Any]) -> tuple[int, tuple[int, ...]] | None:
+    req = message.get("request")
+    if not isinstance(req, dict) or not isinstance(req.get("year"), int) or not isinstance(req.get("month"), list):
+        return None
+    return int(req["year"]), tuple(sorted(int(m) for m in req["month"]))
+
+
+def _energy_months(response: Any) -> tuple[int, tuple[int, ...]] | None:
+    """(year, months) an energy reply covers, or None when it does not say clearly."""
+    usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, list) or not usage:
+        return None
+    try:
+        years = {int(u["year"]) for u in usage}
+        months = tuple(sorted(int(u["month"]) for u in usage))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (years.pop(), months) if len(years) == 1 else None
 
 
 async def _await_publish(pub: Future[Any]) -> None:

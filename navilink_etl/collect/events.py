@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from .store import Store
+EventSink = Callable[..., Any]  # (kind, *, device, detail, severity, duration_s, at)
 
 log = logging.getLogger("navilink_etl.collect")
 
@@ -35,12 +36,23 @@ class Kind:
     MALFORMED = "malformed_message"
     ENERGY_FETCHED = "energy_fetched"
     POLLS_MISSED = "polls_missed"
+    DISK_FULL = "disk_full"  # the store refused a write with ENOSPC: rows wait in memory
+    STORE_FAILED = "store_write_failed"  # any other write failure
+    STORE_RECOVERED = "store_recovered"  # duration_s = how long nothing could be written
+    SAMPLES_DROPPED = "samples_dropped"  # the buffer is full: new samples are counted, not kept
+    DEVICE_SKIPPED = "device_skipped"  # a device-list entry that could not be used
+    ENERGY_FAILED = "energy_failed"  # the energy history could not be read; retried
+    TOU_REJECTED = "tou_plan_rejected"  # the cloud's TOU plan failed validation: not saved
+    REFRESH_FAILED = "warehouse_refresh_failed"
+    REFRESH_RECOVERED = "warehouse_refresh_recovered"  # duration_s = how long refreshes failed
 
 
 SEVERITY = {
     Kind.POLL_FAILED: "warning", Kind.DEVICE_OFFLINE: "warning", Kind.MQTT_DOWN: "warning",
     Kind.MQTT_RECONNECT_FAILED: "warning", Kind.REST_ERROR: "warning", Kind.MALFORMED: "warning",
-    Kind.AUTH_FAILED: "error", Kind.POLLS_MISSED: "warning",
+    Kind.AUTH_FAILED: "error", Kind.POLLS_MISSED: "warning", Kind.DISK_FULL: "error",
+    Kind.STORE_FAILED: "error", Kind.SAMPLES_DROPPED: "error", Kind.DEVICE_SKIPPED: "warning",
+    Kind.ENERGY_FAILED: "warning", Kind.REFRESH_FAILED: "warning", Kind.TOU_REJECTED: "warning",
 }  # fmt: skip
 
 
@@ -53,10 +65,11 @@ class Outage:
 
 
 class EventRecorder:
-    """Writes events to the store's spool (durable) and to the log, and tracks open outages."""
+    """Logs events, hands them to ``write`` (the ingest's queue, or ``Store.append_event``) and
+    tracks open outages. A failing ``write`` is logged, never raised: an event is not worth a job."""
 
-    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
-        self.store = store
+    def __init__(self, write: EventSink, now: Callable[[], datetime]) -> None:
+        self.write = write
         self.now = now
         self.count = 0
         self.open: dict[tuple[str, str | None], Outage] = {}
@@ -69,8 +82,12 @@ class EventRecorder:
         dur = f" after {duration_s:.0f} s" if duration_s is not None else ""
         log.log(level, "%s%s%s%s", kind.replace("_", " "), f" [{device}]" if device else "",
                 f": {detail}" if detail else "", dur)
-        self.store.append_event(kind, device=device, detail=detail, severity=sev,
-                                duration_s=duration_s, at=at or self.now())
+        try:
+            self.write(kind, device=device, detail=detail, severity=sev, duration_s=duration_s,
+                       at=at or self.now())
+        except Exception as exc:
+            log.error("event %s could not be recorded: %s", kind, exc)
+            return
         self.count += 1
 
     def fail(self, scope: str, device: str | None, kind: str, detail: str) -> bool:

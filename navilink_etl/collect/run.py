@@ -1,9 +1,8 @@
-"""``run_collector``: wire config, cloud client (or the embedded fake cloud), store and scheduler.
+"""``run_collector``: wire config, cloud client, store and scheduler; run until stopped.
 
-Without credentials it starts the embedded default: the offline fake NaviLink cloud with
-simulated heaters on 127.0.0.1, its clock running ``speed`` times faster than real time. The poll
-interval is in simulated seconds then, so polls fire every ``interval / speed`` real seconds
-(default speed 60 and a 300 s interval: one poll every 5 real seconds).
+The cloud is the real NaviLink cloud unless the caller passes ``cloud``: an async context manager
+factory that yields the config to use and the cloud's clock (the CLI's embedded default passes the
+offline fake cloud this way, so this package never imports the simulator).
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from pydantic import SecretStr
 
 from ..config import MIN_REAL_CLOUD_INTERVAL_S, NaviLinkConfig
 from ..errors import ConfigurationError, InvalidCredentialsError, NaviLinkError
@@ -30,44 +29,40 @@ from .store import Store
 log = logging.getLogger("navilink_etl.collect")
 
 STATUS_LINE_EVERY_S = 60.0
-EMBEDDED_POLL_INTERVAL_S = 30  # plain status line when stderr is not a terminal
 AUTH_BACKOFF_MAX_S = 300.0
+
+# (config) -> async context yielding (config to use, clock or None, mode)
+CloudFactory = Callable[[NaviLinkConfig], AbstractAsyncContextManager[tuple[NaviLinkConfig, Any, str]]]
 
 
 async def run_collector(config: NaviLinkConfig, *, interval: float | None = None,
-                        duration_min: float | None = None, devices: int = 1, speed: float = 60.0,
-                        debug: bool = False, status_line: bool | None = None,
-                        adaptive: bool = False, seed: int = 0,
-                        flush_every_s: float = 60.0) -> CollectorStats:
+                        duration_min: float | None = None, debug: bool = False,
+                        status_line: bool | None = None, adaptive: bool = False, seed: int = 0,
+                        flush_every_s: float = 60.0, cloud: CloudFactory | None = None,
+                        refresh: Callable[[], Any] | None = None) -> CollectorStats:
     """Collect until SIGINT/SIGTERM or ``duration_min`` real minutes; returns the run's statistics.
 
-    ``interval`` is in the device's clock seconds (default ``config.polling_interval``);
-    ``devices``, ``speed`` and ``seed`` only matter for the embedded default. ``stats.fatal`` is
-    set when the run stopped on an error that must not be retried (a rejected password).
+    ``interval`` is in the device's clock seconds (default ``config.polling_interval``). ``cloud``
+    replaces the real cloud (see the module docstring); ``refresh`` is called in a worker thread
+    every ``config.refresh_minutes`` to keep the warehouse marts fresh. ``stats.fatal`` is set when
+    the run stopped on an error that must not be retried (a rejected password).
     """
     teardown = setup_logging(Path(config.data_dir), config.log_level, debug=debug)
     try:
-        if config.is_embedded:
-            log.info("No NaviLink credentials set (NAVILINK_EMAIL/NAVILINK_PASSWORD): running the EMBEDDED "
-                     "SIMULATOR, an offline fake NaviLink cloud on 127.0.0.1 with %d simulated heater(s), "
-                     "clock x%g. No real heater is read.", devices, speed)
-            from ..sim.cloud import FakeCloud
-
-            async with FakeCloud(n_devices=devices, speed=speed, seed=seed, timezone=config.timezone) as fc:
-                over = dict(fc.client_overrides())
-                over["password"] = SecretStr(str(over["password"]))
-                if "polling_interval" in config.model_fields_set:  # the user's choice wins
-                    over.pop("polling_interval", None)
-                else:  # the simulator's default: a 30 s poll, what the analytics tolerances assume
-                    over["polling_interval"] = EMBEDDED_POLL_INTERVAL_S
-                cfg = config.model_copy(update=over)
-                return await run_collection(cfg, interval=interval, duration_min=duration_min,
-                                            clock=fc.clock, mode="embedded", status_line=status_line,
-                                            adaptive=adaptive, seed=seed, flush_every_s=flush_every_s)
-        log.info("Collecting from the real NaviLink cloud as %s into %s", config.email, config.data_dir)
-        return await run_collection(config, interval=interval, duration_min=duration_min, clock=None,
-                                    mode="cloud", status_line=status_line, adaptive=adaptive,
-                                    seed=seed, flush_every_s=flush_every_s)
+        if cloud is None:
+            if config.is_embedded:
+                raise ConfigurationError("no NaviLink credentials: set NAVILINK_EMAIL and NAVILINK_PASSWORD "
+                                         "(the `navilink-etl collect` command runs the embedded simulator "
+                                         "without them)")
+            log.info("Collecting from the real NaviLink cloud as %s into %s", config.email, config.data_dir)
+            return await run_collection(config, interval=interval, duration_min=duration_min, clock=None,
+                                        mode="cloud", status_line=status_line, adaptive=adaptive,
+                                        seed=seed, flush_every_s=flush_every_s, refresh=refresh)
+        async with cloud(config) as (cfg, clock, mode):
+            return await run_collection(cfg, interval=interval, duration_min=duration_min,
+                                        clock=clock, mode=mode, status_line=status_line,
+                                        adaptive=adaptive, seed=seed, flush_every_s=flush_every_s,
+                                        refresh=refresh)
     finally:
         teardown()
 
@@ -76,11 +71,15 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
                          clock: Any | None, mode: str, status_line: bool | None = None,
                          adaptive: bool = False, seed: int | None = None,
                          flush_every_s: float = 60.0, stop: asyncio.Event | None = None,
-                         ready: asyncio.Event | None = None) -> CollectorStats:
+                         ready: asyncio.Event | None = None, refresh: Callable[[], Any] | None = None,
+                         refresh_every_s: float | None = None, compact_every_s: float = 900.0,
+                         stats: CollectorStats | None = None) -> CollectorStats:
     """The collector proper against whatever cloud ``config`` points at (real or fake).
 
     ``clock`` (the fake cloud's ``SimClock``) maps arrival stamps onto simulated time; ``stop``
     lets a caller end the run; ``ready`` is set once devices are listed and polls scheduled.
+    ``refresh`` runs every ``refresh_every_s`` real seconds (default NAVILINK_REFRESH_MINUTES).
+    ``stats``: an object to fill (a benchmark watches it live); a new one by default.
     """
     from ..cloud.client import NaviLinkClient
 
@@ -90,19 +89,22 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     if config.is_real_cloud and iv < MIN_REAL_CLOUD_INTERVAL_S:
         raise ConfigurationError(f"poll interval {iv:g} s is below {MIN_REAL_CLOUD_INTERVAL_S} s, the floor "
                                  "for the shared real cloud; use --interval 30 or more")
+    every = refresh_every_s if refresh_every_s is not None else config.refresh_minutes * 60.0
     stop = stop or asyncio.Event()
-    stats = CollectorStats(mode=mode, interval_s=iv, started_at=datetime.now(UTC))
+    stats = stats or CollectorStats()  # a caller's own object lets it watch the run live
+    stats.mode, stats.interval_s, stats.started_at = mode, iv, datetime.now(UTC)
     t0 = time.monotonic()
     loop = asyncio.get_running_loop()
+    store = await asyncio.to_thread(Store, Path(config.data_dir))  # replays the spool: not on the loop
     handlers = _install_signals(loop, stop)
-    store = Store(Path(config.data_dir))
     collector: Collector | None = None
     try:
         async with NaviLinkClient(config=config) as client:
             collector = Collector(client, store, stats, interval_s=iv, time=SimTime(clock),
                                   source="fake-cloud" if clock is not None else "cloud",
                                   request_timeout=config.request_timeout, adaptive=adaptive,
-                                  flush_every_s=flush_every_s, on_fatal=lambda _m: stop.set(), seed=seed)
+                                  flush_every_s=flush_every_s, on_fatal=lambda _m: stop.set(), seed=seed,
+                                  refresh=refresh, refresh_every_s=every, compact_every_s=compact_every_s)
             if await _authenticate(client, collector, stop):
                 await collector.start()
                 if ready is not None:
@@ -117,7 +119,11 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
             stats.events = collector.events.count
         stats.files_written = store.stats.files_written
         stats.bytes_written = store.stats.bytes_written
-        store.close()
+        try:
+            await asyncio.to_thread(store.close)
+        except Exception as exc:  # e.g. the disk is still full: the spool keeps the rows
+            log.error("closing the store: %s; the spool keeps what was not written and the next "
+                      "start writes it", exc)
         stats.stopped_at = datetime.now(UTC)
         stats.uptime_s = time.monotonic() - t0
     _print_summary(stats)
@@ -188,7 +194,8 @@ def _status_text(stats: CollectorStats, collector: Collector) -> str:
     return (f"[{now} UTC{' sim' if stats.mode == 'embedded' else ''}] {len(collector.states)} device(s), "
             f"{failing} failing, {mqtt} | polls {ok} ok / {failed} failed | "
             f"{sum(stats.samples.values())} samples, {stats.quarantined} quarantined, "
-            f"{collector.store.pending()} pending in spool")
+            f"{collector.ingest.buffered} waiting for the spool"  # from memory: no SQLite read on the loop
+            + (" (STORE FAILING)" if collector.ingest.failing else ""))
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:

@@ -2,8 +2,9 @@
 
 Jobs: one status poll per device at the interval (``max_instances=1``, ``coalesce``), the daily
 energy history (the first run backfills 12 months, one request per year), the device-list
-refresh, and flush/compaction of the store. Every MQTT message is stored from the client's
-message listener (replies, pushes and control echoes alike); polls only ask for them.
+refresh, flush/compaction of the store and (optionally) the warehouse refresh. Every MQTT message
+is stored by ``ingest.Ingest`` from the client's message listener (replies, pushes and control
+echoes alike); polls only ask for them.
 
 Times: the interval is in the device's clock. On the embedded default that clock runs ``speed``
 times faster than real time, so jobs fire every ``interval / speed`` real seconds and arrival
@@ -46,9 +47,10 @@ from ..errors import (
     PayloadError,
     RequestTimeoutError,
 )
-from ..protocol import mac_from_topic
-from ..status import DeviceStatus, parse_message, parse_status, status_row
+from ..identity import is_mac
+from ..status import DeviceStatus
 from .events import EventRecorder, Kind
+from .ingest import Ingest
 from .stats import CollectorStats
 from .store import Store
 
@@ -58,9 +60,7 @@ DEVICE_REFRESH_S = 3600.0  # device-list refresh, device-clock seconds
 ENERGY_EVERY_S = 86_400.0  # energy history, device-clock seconds
 BACKFILL_MONTHS = 12
 COMPACT_MIN_FILES = 12  # periodic compaction merges partitions with at least this many files
-DUPLICATE_WINDOW_S = 2.0  # identical message (content + sessionID) again within this: a re-delivery
 BACKOFF_CAP_INTERVALS = 0.95  # a failing device skips at most one poll: it resumes within 2 intervals
-SPOOL_EVERY_S = 0.25  # buffered rows reach the fsync'd spool at least this often
 # A poll is abandoned this long after its request timeout. The client's timeout covers publish and
 # reply; this outer bound also covers a first connect made inside the same call.
 POLL_GRACE_S = 0.5
@@ -104,7 +104,8 @@ class Collector:
     def __init__(self, client: Any, store: Store, stats: CollectorStats, *, interval_s: float,
                  time: SimTime, source: str, request_timeout: float, adaptive: bool = False,
                  flush_every_s: float = 60.0, compact_every_s: float = 900.0,
-                 on_fatal: Callable[[str], None] | None = None, seed: int | None = None) -> None:
+                 on_fatal: Callable[[str], None] | None = None, seed: int | None = None,
+                 refresh: Callable[[], Any] | None = None, refresh_every_s: float = 0.0) -> None:
         self.client = client
         self.store = store
         self.stats = stats
@@ -116,15 +117,16 @@ class Collector:
         self.compact_every_s = compact_every_s
         self.on_fatal = on_fatal
         self.rng = random.Random(seed)
-        self.events = EventRecorder(store, time.now)
+        self.ingest = Ingest(store, stats, source=source, stamp=time.stamp, now=time.now,
+                             on_sample=self._on_sample)
+        self.events = EventRecorder(self.ingest.event, time.now)
+        self.refresher = Refresher(refresh, self) if refresh is not None and refresh_every_s > 0 else None
+        self.refresh_every_s = refresh_every_s
         self.states: dict[str, DeviceState] = {}
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduled: dict[str, datetime] = {}
-        self._recent: dict[tuple[str, str, str | None], float] = {}
-        self._buffer: list[dict[str, Any]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[Any]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: dict[asyncio.Task[Any], str] = {}  # job task -> "request" or "housekeeping"
+        self._skipped: set[str] = set()  # device-list entries already reported as unusable
         self._stopping = False
         self._jobs_ready = False  # per-device jobs start once MQTT is up (see start)
         self._detach: list[Callable[[], None]] = []
@@ -139,14 +141,13 @@ class Collector:
 
     async def start(self) -> None:
         """Attach listeners, list devices and start the scheduler (inside the running loop)."""
-        self._loop = asyncio.get_running_loop()
-        self._detach = [self.client.add_message_listener(self.on_message),
+        self.ingest.start()
+        self._detach = [self.client.add_message_listener(self.ingest.on_message),
                         self.client.add_connection_listener(self.on_connection)]
         s = self.scheduler
         s.add_listener(self._on_job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED |
                        EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
         s.start()
-        self._writer = asyncio.create_task(self._spool_loop(), name="collector-spool")
         self.events.emit(Kind.STARTED, detail=f"{self.stats.mode}; poll every {self.interval_s:g} s "
                          f"({self.real_interval:g} s real)")
         await self.refresh_devices()  # devices known, no polls yet
@@ -163,19 +164,36 @@ class Collector:
                   max_instances=1, coalesce=True, misfire_grace_time=60)
         s.add_job(self.compact, IntervalTrigger(seconds=self.compact_every_s), id="compact",
                   max_instances=1, coalesce=True, misfire_grace_time=60)
+        if self.refresher is not None:  # real seconds: the warehouse's readers live in real time
+            s.add_job(self.refresher.run, IntervalTrigger(seconds=self.refresh_every_s), id="refresh",
+                      max_instances=1, coalesce=True, misfire_grace_time=None)
 
     async def stop(self) -> None:
-        """Stop scheduling, let running polls finish (bounded), then spool and flush everything."""
+        """Stop scheduling, let running jobs finish (polls bounded), then spool and flush everything.
+
+        Order matters: the scheduler is paused first and every job it started is awaited before it
+        is shut down, so no job is cancelled mid-flight (APScheduler logs that as a traceback).
+        """
         self._stopping = True
         with contextlib.suppress(Exception):
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
         t0 = monotonic()
         me = asyncio.current_task()
         running = [t for t in self._running if not t.done() and t is not me]
-        if running:  # every job bounds its own requests; give them that long, then move on
-            _, pending = await asyncio.wait(running, timeout=self.request_timeout + 2 * POLL_GRACE_S)
-            log.info("stopping: %d running job(s) finished, %d left to the client's close (%.1f s)",
-                     len(running) - len(pending), len(pending), monotonic() - t0)
+        polls = [t for t in running if self._running.get(t) == "request"]
+        house = [t for t in running if self._running.get(t) != "request"]
+        pending: set[asyncio.Task[Any]] = set()
+        if polls:  # every request is bounded by its timeout; give them that long, then move on
+            _, pending = await asyncio.wait(polls, timeout=self.request_timeout + 2 * POLL_GRACE_S)
+        if house:  # flush, compaction, refresh: in worker threads, which cannot be interrupted
+            log.info("stopping: waiting for %d housekeeping job(s) (flush, compaction, refresh)", len(house))
+            await asyncio.wait(house)
+        log.info("stopping: %d running job(s) finished, %d cut short (%.1f s)",
+                 len(running) - len(pending), len(pending), monotonic() - t0)
+        with contextlib.suppress(Exception):
+            self.scheduler.shutdown(wait=False)  # cancels the requests still waiting: they return quietly
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         for detach in self._detach:  # nothing arrives after the last spool write below
             detach()
         for o in list(self.events.open):
@@ -186,17 +204,17 @@ class Collector:
                              duration_s=(self.time.now() - out.started).total_seconds())
         self.events.open.clear()
         self.events.emit(Kind.STOPPED, detail=f"{sum(self.stats.samples.values())} samples")
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        await self._spool_buffer()
+        await self.ingest.stop()
         t1 = monotonic()
-        await asyncio.to_thread(self.store.flush)
-        t2 = monotonic()
-        merged = await asyncio.to_thread(self.store.compact, min_files=2)
-        log.info("stopping: flushed in %.1f s, compacted %d partition(s) in %.1f s",
-                 t2 - t1, merged, monotonic() - t2)
+        try:
+            await asyncio.to_thread(self.store.flush)
+            t2 = monotonic()
+            merged = await asyncio.to_thread(self.store.compact, min_files=2)
+            log.info("stopping: flushed in %.1f s, compacted %d partition(s) in %.1f s",
+                     t2 - t1, merged, monotonic() - t2)
+        except Exception as exc:  # the spool keeps the rows; the next start flushes them
+            log.error("stopping: flush to Parquet failed (%s); the rows stay in the spool for the next start",
+                      exc)
         self._sync_store_stats()
 
     async def _connect(self) -> None:
@@ -212,11 +230,12 @@ class Collector:
             # polls retry the connection on their own; the outage is recorded until it works
             self.events.fail("mqtt", None, Kind.MQTT_DOWN, f"first connection failed: {exc}")
 
-    def _track(self) -> None:
+    def _track(self, kind: str = "housekeeping") -> None:
+        """Remember the running job's task so stop() can await it (requests: bounded wait)."""
         task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+        if task is not None and task not in self._running:
+            self._running[task] = kind
+            task.add_done_callback(lambda t: self._running.pop(t, None))
 
     def _fatal(self, message: str) -> None:
         if self.stats.fatal is None:
@@ -238,51 +257,79 @@ class Collector:
             log.error("job %s failed: %r", jid, ev.exception)
             return
         if jid.startswith("poll:"):  # missed, or the previous poll was still running
+            self._scheduled.pop(jid, None)
             self.stats.polls_missed += 1
             self.stats.polls_scheduled[jid[5:]] += 1
 
     # --- devices ----------------------------------------------------------------------------
     async def refresh_devices(self) -> None:
-        """List devices; add/remove their jobs. REST failures are events, retried with backoff."""
+        """List devices; add/remove their jobs. Failures are events, retried with backoff; one bad
+        entry is skipped (with an event) and the others go on."""
         self._track()
         try:
             devices = await self.client.get_devices()
         except InvalidCredentialsError as exc:
             self._fatal(rejected_message(exc))
             return
-        except NaviLinkError as exc:
+        except asyncio.CancelledError:
+            if self._stopping:
+                return
+            raise
+        except Exception as exc:  # NaviLinkError, or anything a malformed list makes the client raise
             self.stats.failures["device_list"] += 1
             self.events.fail("rest", None, Kind.REST_ERROR, f"device list: {type(exc).__name__}: {exc}")
-            n = self.events.open[("rest", None)].failures
+            n = self.events.open[("rest", None)].failures if self.events.is_open("rest") else 1
             delay = min(2.0 ** n, max(self.real_interval, 5.0)) * self.rng.uniform(0.5, 1.0)
             if not self._stopping:
                 self.scheduler.add_job(self.refresh_devices, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay)),
                                        id="devices-retry", replace_existing=True)
             return
         self.events.ok("rest", None, Kind.REST_RECOVERED)
-        seen = {d.mac: d for d in devices if d.mac}
+        seen: dict[str, Any] = {}
+        for dev in devices:
+            mac = getattr(dev, "mac", None)
+            if not isinstance(mac, str) or not is_mac(mac):
+                self._skip(repr(mac)[:40], f"device-list entry without a valid MAC ({repr(mac)[:40]})")
+            elif mac not in seen:
+                seen[mac] = dev
         for i, (mac, dev) in enumerate(seen.items()):
-            st = self.states.get(mac)
-            if st is None:
-                self._add_device(mac, dev, slot=i / len(seen))
-                st = self.states[mac]
-            else:
-                st.device = dev
-            if not dev.online and not st.rest_offline:
-                st.rest_offline = True
-                self.events.emit(Kind.DEVICE_OFFLINE, device=mac, detail="the cloud lists it as disconnected")
-            elif dev.online:
-                st.rest_offline = False
+            try:
+                self._follow(mac, dev, slot=i / len(seen))
+            except Exception as exc:
+                self._skip(mac, f"device {mac} could not be followed: {type(exc).__name__}: {exc}")
         for mac in set(self.states) - set(seen):
             self._remove_device(mac)
 
+    def _skip(self, key: str, detail: str) -> None:
+        self.stats.failures["device_skipped"] += 1
+        if key not in self._skipped:  # once per entry, not at every hourly refresh
+            if len(self._skipped) >= 1_000:  # a cloud sending new junk every hour: stay bounded
+                self._skipped.clear()
+            self._skipped.add(key)
+            self.events.emit(Kind.DEVICE_SKIPPED, device=key if is_mac(key) else None, detail=detail)
+
+    def _follow(self, mac: str, dev: Any, slot: float) -> None:
+        online = bool(getattr(dev, "online", True))  # read first: a broken entry is not half added
+        st = self.states.get(mac)
+        if st is None:
+            self._add_device(mac, dev, slot=slot)
+            st = self.states[mac]
+        else:
+            st.device = dev
+        if not online and not st.rest_offline:
+            st.rest_offline = True
+            self.events.emit(Kind.DEVICE_OFFLINE, device=mac, detail="the cloud lists it as disconnected")
+        elif online:
+            st.rest_offline = False
+
     def _add_device(self, mac: str, dev: Any, slot: float = 0.0) -> None:
+        """Follow a new device: its jobs first, so that a failed event write cannot leave it unpolled."""
         self.states[mac] = DeviceState(dev)
         if mac not in self.stats.devices:
             self.stats.devices.append(mac)
-        self.events.emit(Kind.DEVICE_ADDED, device=mac, detail=f"{getattr(dev, 'name', 'NWP500')}")
         if self._jobs_ready:
             self._schedule_device(mac, slot)
+        self.events.emit(Kind.DEVICE_ADDED, device=mac, detail=f"{getattr(dev, 'name', 'NWP500')}")
 
     def _schedule_device(self, mac: str, slot: float) -> None:
         now = datetime.now(UTC)
@@ -310,13 +357,14 @@ class Collector:
     def _remove_device(self, mac: str) -> None:
         self.states.pop(mac, None)
         for jid in (f"poll:{mac}", f"energy:{mac}", f"energy-retry:{mac}"):
+            self._scheduled.pop(jid, None)
             with contextlib.suppress(Exception):
                 self.scheduler.remove_job(jid)
         self.events.emit(Kind.DEVICE_REMOVED, device=mac, detail="no longer listed on the account")
 
     # --- polling ----------------------------------------------------------------------------
     async def poll(self, mac: str) -> None:
-        self._track()
+        self._track("request")
         st = self.states.get(mac)
         if st is None or self._stopping:
             return
@@ -330,9 +378,10 @@ class Collector:
             return
         t0 = loop.time()
         try:
-            # the outer bound also covers the client's own (re)connect and subscribe steps
+            # the outer bound also covers the client's own (re)connect and subscribe steps; the
+            # reply itself is parsed and stored once, by the ingest (message listener)
             async with asyncio.timeout(self.request_timeout + POLL_GRACE_S):
-                await st.device.get_status(timeout=self.request_timeout)
+                await st.device.request_status(timeout=self.request_timeout)
         except asyncio.CancelledError:
             if self._stopping:  # shutdown cancelled an in-flight request: not a failure
                 return
@@ -345,8 +394,7 @@ class Collector:
         except InvalidCredentialsError as exc:
             self._fatal(rejected_message(exc))
             return
-        except (RequestTimeoutError, DeviceOfflineError, NaviLinkConnectionError, APIError,
-                AuthenticationError, PayloadError, NaviLinkError) as exc:
+        except NaviLinkError as exc:
             self._poll_failed(mac, st, exc)
             return
         lat = loop.time() - t0
@@ -376,69 +424,21 @@ class Collector:
         self.events.ok("device", mac, Kind.DEVICE_RECOVERED)
 
     # --- messages ---------------------------------------------------------------------------
-    def on_message(self, topic: str, payload: bytes, received_at: datetime) -> None:
-        """Every MQTT message: status snapshots are stored, malformed ones quarantined."""
-        try:
-            self._on_message(topic, payload, received_at)
-        except Exception:
-            log.exception("message from %s could not be handled", topic)
-
-    def _on_message(self, topic: str, payload: bytes, received_at: datetime) -> None:
-        at = self.time.stamp(received_at)
-        topic_mac = mac_from_topic(topic)
-        try:
-            env = parse_message(payload)
-        except PayloadError as exc:
-            if _is_request(payload):
-                return  # our own request, echoed back by the device-wide subscription
-            self._quarantine(topic, payload, at, topic_mac, exc)
-            return
-        if env.kind != "status":
-            return  # DID, energy and reservation replies are consumed by the requests
-        try:
-            st = parse_status(payload, received_at=at)
-        except PayloadError as exc:
-            self._quarantine(topic, payload, at, env.mac or topic_mac, exc)
-            return
-        mac = st.mac or topic_mac
-        if not mac:
-            self._quarantine(topic, payload, at, None, PayloadError("status without a device MAC"))
-            return
-        row = status_row(st, received_at=at, source=self.source, device=mac)
-        now = asyncio.get_running_loop().time()
-        rkey = (mac, row["content_hash"], st.session_id)
-        last = self._recent.get(rkey)
-        self._recent[rkey] = now
-        if len(self._recent) > 50_000:
-            self._recent = {k: v for k, v in self._recent.items() if now - v < DUPLICATE_WINDOW_S}
-        if last is not None and now - last < DUPLICATE_WINDOW_S:
-            self.stats.duplicates += 1
-            return
-        self._buffer.append(row)
-        self.stats.samples[mac] += 1
-        if st.kind == "reply":
-            self.stats.replies[mac] += 1
+    def _on_sample(self, mac: str, st: DeviceStatus) -> None:
+        """A status sample was stored: a device we thought gone is back; adapt the cadence."""
         dev_state = self.states.get(mac)
-        if dev_state is not None:
-            if dev_state.failures:
-                self._alive(mac, dev_state)  # a push from a device we thought was gone
-            if self.adaptive:
-                self._adapt(mac, dev_state, st)
-        if len(self._buffer) >= 500:
-            asyncio.get_running_loop().create_task(self._spool_buffer())
-
-    def _quarantine(self, topic: str, payload: bytes, at: datetime, mac: str | None, exc: PayloadError) -> None:
-        self.stats.quarantined += 1
-        reason = exc.message
-        self.store.quarantine(reason=reason, raw=payload, source=self.source, topic=topic, device=mac,
-                              received_at=at)
-        self.events.emit(Kind.MALFORMED, device=mac, detail=f"quarantined: {reason}")
+        if dev_state is None:
+            return
+        if dev_state.failures:
+            self._alive(mac, dev_state)  # a push from a device we thought was gone
+        if self.adaptive:
+            self._adapt(mac, dev_state, st)
 
     def _adapt(self, mac: str, state: DeviceState, st: DeviceStatus) -> None:
         """Poll faster while the heater heats or water is drawn; never below the floor."""
         active = any(bool(x) for x in (st.compressor_on, st.upper_element_on, st.lower_element_on, st.drawing))
         fast_s = max(float(MIN_REAL_CLOUD_INTERVAL_S), self.interval_s / 4.0)
-        if fast_s >= self.interval_s or active == state.fast:
+        if fast_s >= self.interval_s or active == state.fast or self._stopping:
             return
         state.fast = active
         every = self.time.real_s(fast_s if active else self.interval_s)
@@ -461,8 +461,11 @@ class Collector:
 
     # --- energy history ---------------------------------------------------------------------
     async def fetch_energy(self, mac: str) -> None:
-        """The device's daily history: 12 months on the first run, then this (and last) month."""
-        self._track()
+        """The device's daily history: 12 months on the first run, then this (and last) month.
+
+        Any failure (request, a reply out of range, the store) is an event and a retry is scheduled.
+        """
+        self._track("request")
         st = self.states.get(mac)
         if st is None or self._stopping:
             return
@@ -475,82 +478,117 @@ class Collector:
                 for d in await st.device.get_energy_usage(year, months, timeout=max(self.request_timeout, 2.0)):
                     try:
                         day = date(d.year, d.month, d.day)
-                    except ValueError:
+                    except (ValueError, OverflowError):
                         continue
                     if day <= today:
                         rows.append(dict(device=mac, day=day, hp_wh=d.hp_wh, he_wh=d.he_wh, hp_h=d.hp_h,
                                          he_h=d.he_h, fetched_at=now, source=self.source))
+            if rows:
+                await self.ingest.run(self.store.append_energy, rows)
         except InvalidCredentialsError as exc:
             self._fatal(rejected_message(exc))
             return
-        except NaviLinkError as exc:
-            st.energy_failures += 1
-            self.stats.failures["energy_" + _failure_kind(exc)] += 1
-            self.events.fail("energy", mac, Kind.POLL_FAILED, f"energy history: {type(exc).__name__}: {exc}")
-            delay = min(self.real_interval * 2.0 ** st.energy_failures,
-                        self.time.real_s(ENERGY_EVERY_S)) * self.rng.uniform(0.5, 1.0)
-            if not self._stopping:
-                self.scheduler.add_job(self.fetch_energy, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay)),
-                                       args=[mac], id=f"energy-retry:{mac}", replace_existing=True)
+        except asyncio.CancelledError:
+            if self._stopping:
+                return
+            raise
+        except Exception as exc:
+            self._energy_failed(mac, st, exc)
             return
         st.energy_failures = 0
         st.backfilled = True
+        self.stats.energy_days += len(rows)
         self.events.ok("energy", mac, Kind.DEVICE_RECOVERED, "energy history")
-        if rows:
-            await asyncio.to_thread(self.store.append_energy, rows)
-            self.stats.energy_days += len(rows)
         log.info("energy history [%s]: %d day(s) for %s", mac, len(rows),
                  ", ".join(f"{y}/{m[0]}-{m[-1]}" for y, m in spans))
         await self._fetch_tou(mac, st)
+
+    def _energy_failed(self, mac: str, st: DeviceState, exc: Exception) -> None:
+        st.energy_failures += 1
+        self.stats.failures["energy_" + _failure_kind(exc)] += 1
+        self.events.fail("energy", mac, Kind.ENERGY_FAILED, f"energy history: {type(exc).__name__}: {exc}")
+        delay = min(self.real_interval * 2.0 ** min(st.energy_failures, 20),
+                    self.time.real_s(ENERGY_EVERY_S)) * self.rng.uniform(0.5, 1.0)
+        if not self._stopping:
+            self.scheduler.add_job(self.fetch_energy, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay)),
+                                   args=[mac], id=f"energy-retry:{mac}", replace_existing=True)
 
     async def _fetch_tou(self, mac: str, st: DeviceState) -> None:
         """The device's own TOU price plan, saved for the warehouse's tariff (daily, best effort)."""
         try:
             plan = await st.device.get_tou()
+            if isinstance(plan, Mapping) and plan:
+                path = await self.ingest.run(self.store.save_tou_plan, mac, plan)
+                log.debug("TOU plan of %s saved to %s", mac, path)
         except InvalidCredentialsError as exc:
             self._fatal(rejected_message(exc))
-            return
-        except NaviLinkError as exc:  # many accounts have no plan, or get 403: not a failure
-            log.debug("TOU plan of %s not read: %s", mac, exc)
-            return
-        if isinstance(plan, Mapping) and plan:
-            path = await asyncio.to_thread(self.store.save_tou_plan, mac, plan)
-            log.debug("TOU plan of %s saved to %s", mac, path)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        except PayloadError as exc:  # a plan the cloud client or the store refused: kept out
+            self.events.emit(Kind.TOU_REJECTED, device=mac, detail=f"TOU plan not saved: {exc}")
+        except Exception as exc:  # many accounts have no plan, or get 403: not a failure
+            log.debug("TOU plan of %s not read or saved: %s", mac, exc)
 
     # --- storage ----------------------------------------------------------------------------
-    async def _spool_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SPOOL_EVERY_S)
-            try:
-                await self._spool_buffer()
-            except Exception:
-                log.exception("writing to the spool failed; retrying")
-
-    async def _spool_buffer(self) -> None:
-        if not self._buffer:
-            return
-        rows, self._buffer = self._buffer, []
-        try:
-            await asyncio.to_thread(self.store.append_status, rows)
-        except BaseException:
-            self._buffer[:0] = rows  # keep them for the next attempt
-            raise
-
     async def flush(self) -> None:
+        """Spool what is buffered, then move the spool into Parquet (worker threads)."""
         self._track()
-        await self._spool_buffer()
-        await asyncio.to_thread(self.store.flush)
+        try:
+            await self.ingest.drain()
+            await asyncio.to_thread(self.store.flush)
+        except Exception as exc:  # disk full: the spool keeps the rows; the next flush retries
+            self.stats.failures["flush"] += 1
+            log.error("flush to Parquet failed: %s; the rows stay in the spool and the next flush "
+                      "retries", exc)
         self._sync_store_stats()
 
     async def compact(self) -> None:
         self._track()
-        await asyncio.to_thread(self.store.compact, min_files=COMPACT_MIN_FILES)
+        try:
+            await asyncio.to_thread(self.store.compact, min_files=COMPACT_MIN_FILES)
+        except Exception as exc:
+            self.stats.failures["compact"] += 1
+            log.error("compaction failed: %s; retried at the next compaction", exc)
         self._sync_store_stats()
 
     def _sync_store_stats(self) -> None:
         self.stats.files_written = self.store.stats.files_written
         self.stats.bytes_written = self.store.stats.bytes_written
         self.stats.events = self.events.count
+
+
+class Refresher:
+    """The warehouse refresh job: a flush, then ``refresh()`` in a worker thread, never two at once.
+
+    Polls go on meanwhile (the loop only awaits the thread); a failure is an event, not fatal.
+    """
+
+    def __init__(self, refresh: Callable[[], Any], collector: Collector) -> None:
+        self.refresh = refresh
+        self.collector = collector
+        self._busy = asyncio.Lock()
+        self.last_s: float | None = None
+
+    async def run(self) -> None:
+        c = self.collector
+        c._track()
+        if self._busy.locked() or c._stopping:
+            log.info("warehouse refresh still running: skipping this one")
+            return
+        async with self._busy:
+            await c.flush()
+            t0 = monotonic()
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception as exc:
+                c.stats.failures["warehouse_refresh"] += 1
+                c.events.fail("refresh", None, Kind.REFRESH_FAILED, f"{type(exc).__name__}: {exc}")
+                return
+            self.last_s = monotonic() - t0
+            c.stats.refreshes += 1
+            c.events.ok("refresh", None, Kind.REFRESH_RECOVERED)
+            log.info("warehouse marts refreshed in %.1f s", self.last_s)
 
 
 def rejected_message(exc: BaseException | str) -> str:
@@ -586,14 +624,3 @@ def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, PayloadError):
         return "malformed"
     return type(exc).__name__
-
-
-def _is_request(payload: bytes) -> bool:
-    """A request we published (``{"request": ...}`` without a ``response``)."""
-    import orjson
-
-    try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and "request" in obj and "response" not in obj

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Iterable
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 WINDOW = 200_000  # latency/lateness samples kept (the most recent ones) for percentiles
 
 
-def _window() -> deque[float]:
-    return deque(maxlen=WINDOW)
+class Window:
+    """The most recent ``size`` floats in one preallocated array: memory is the same on day one
+    and after a year (a deque of float objects grew by 32 bytes a sample until it was full)."""
+
+    def __init__(self, size: int = WINDOW) -> None:
+        self.size = size
+        self._a = array("d", bytes(8 * size))
+        self._n = 0
+
+    def append(self, value: float) -> None:
+        self._a[self._n % self.size] = value
+        self._n += 1
+
+    def __len__(self) -> int:
+        return min(self._n, self.size)
+
+    def __iter__(self) -> Iterator[float]:  # oldest-first order does not matter for percentiles
+        return iter(self._a[: len(self)])
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0-100) of ``values``; None when empty."""
-    if not values:
-        return None
     s = sorted(values)
+    if not s:
+        return None
     k = max(0, min(len(s) - 1, round(q / 100.0 * len(s) + 0.5) - 1))
     return s[k]
 
@@ -42,10 +59,15 @@ class CollectorStats:
     polls_skipped_backoff: int = 0
     polls_missed: int = 0  # APScheduler could not run the job in time (loop overloaded)
     failures: Counter[str] = field(default_factory=Counter)  # by kind
-    latencies_s: deque[float] = field(default_factory=_window)  # real s, request -> reply (recent)
-    lateness_s: deque[float] = field(default_factory=_window)  # real s, schedule -> start (recent)
+    latencies_s: Window = field(default_factory=Window)  # real s, request -> reply (recent)
+    lateness_s: Window = field(default_factory=Window)  # real s, schedule -> start (recent)
     quarantined: int = 0
     duplicates: int = 0
+    dropped: int = 0  # samples not kept because the buffer was full (store failing for long)
+    dropped_events: int = 0
+    dropped_quarantine: int = 0
+    lost: int = 0  # buffered samples the store still refused at shutdown
+    refreshes: int = 0  # warehouse refreshes finished
     energy_days: int = 0
     events: int = 0
     files_written: int = 0
@@ -76,7 +98,8 @@ class CollectorStats:
             "latency_p50_s": percentile(self.latencies_s, 50),
             "latency_p99_s": percentile(self.latencies_s, 99),
             "failures": dict(self.failures), "quarantined": self.quarantined,
-            "duplicates": self.duplicates, "energy_days": self.energy_days, "events": self.events,
+            "duplicates": self.duplicates, "dropped": self.dropped, "lost": self.lost,
+            "refreshes": self.refreshes, "energy_days": self.energy_days, "events": self.events,
             "files_written": self.files_written, "bytes_written": self.bytes_written,
             "fatal": self.fatal,
         }  # fmt: skip
@@ -98,6 +121,9 @@ class CollectorStats:
             f"{self.events} events, {self.quarantined} quarantined, {self.duplicates} duplicates dropped; "
             f"{self.files_written} Parquet files ({self.bytes_written / 1e6:.2f} MB)",
         ]
+        if self.dropped or self.lost or self.dropped_events or self.dropped_quarantine:
+            lines.append(f"  NOT STORED (store failing): {self.dropped} samples dropped, {self.lost} lost at "
+                         f"shutdown, {self.dropped_events} events, {self.dropped_quarantine} bad messages")
         if self.failures:
             lines.append("  failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.most_common()))
         for mac in sorted(self.devices)[:max_devices]:
