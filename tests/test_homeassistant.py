@@ -421,3 +421,15 @@ async def test_bridge_keeps_trying_a_broker_that_refuses_it(caplog: pytest.LogCa
         assert not bridge.connected.is_set()
         await bridge.stop()
     assert "not reached yet" in caplog.text and wrong not in caplog.text
+
+
+async def test_energy_never_published_lower_than_before() -> None:
+    from navilink_etl.homeassistant.bridge import HomeAssistantBridge
+
+    config = load_config(publish_url="mqtt://127.0.0.1:1")
+    bridge = HomeAssistantBridge(NoCloud(), config, energy_reader=fake_energy)
+    bridge._seed_floor(MAC, orjson.dumps({"heat_pump_kwh": 12.0, "element_kwh": 4.0, "total_kwh": 15.0}))
+    got = bridge._no_decrease(MAC, fake_energy(config, MAC))  # a rebuilt warehouse says element 3.25
+    assert (got["heat_pump_kwh"], got["element_kwh"], got["total_kwh"]) == (12.5, 4.0, 16.0)
+    later = bridge._no_decrease(MAC, {"heat_pump_kwh": None, "element_kwh": 4.5, "total_kwh": 15.9})
+    assert (later["heat_pump_kwh"], later["element_kwh"], later["total_kwh"]) == (12.5, 4.5, 16.0)

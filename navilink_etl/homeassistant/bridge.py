@@ -105,6 +105,7 @@ class HomeAssistantBridge:
         self._energy_floor: dict[str, dict[str, float]] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._energy_wake = asyncio.Event()  # a heater seen for the first time: read its totals now
         self._commands: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue(COMMAND_QUEUE)
         self.commands_run = 0
 
@@ -247,6 +248,8 @@ class HomeAssistantBridge:
         self._remember(mac, st)
 
     def _remember(self, mac: str, st: DeviceStatus) -> None:
+        if mac not in self._latest and mac not in self._energy:
+            self._energy_wake.set()
         self._latest[mac] = st
         self._last_seen[mac] = time.monotonic()
         self._dirty.add(mac)
@@ -265,8 +268,10 @@ class HomeAssistantBridge:
     # --- energy -------------------------------------------------------------------------------------
     async def _energy_loop(self) -> None:
         while True:
+            self._energy_wake.clear()
             await self.refresh_energy()
-            await asyncio.sleep(self.energy_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._energy_wake.wait(), self.energy_interval_s)
 
     async def refresh_energy(self) -> None:
         """Re-read every heater's totals from the warehouse and publish them."""
