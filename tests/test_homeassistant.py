@@ -433,3 +433,46 @@ async def test_energy_never_published_lower_than_before() -> None:
     assert (got["heat_pump_kwh"], got["element_kwh"], got["total_kwh"]) == (12.5, 4.0, 16.0)
     later = bridge._no_decrease(MAC, {"heat_pump_kwh": None, "element_kwh": 4.5, "total_kwh": 15.9})
     assert (later["heat_pump_kwh"], later["element_kwh"], later["total_kwh"]) == (12.5, 4.5, 16.0)
+
+
+# --- wiring: collect --publish -------------------------------------------------------------------
+
+
+async def test_collection_with_a_publish_url_feeds_home_assistant(tmp_path: Path) -> None:
+    from navilink_etl.collect.run import run_collection
+    from navilink_etl.sim.cloud import FakeCloud
+
+    async with tcp_broker() as port, FakeCloud(n_devices=1, speed=60, seed=9) as fc, aiomqtt.Client(
+            "127.0.0.1", port, username=BROKER_USER, password=BROKER_PASSWORD) as sub:
+        mac = fc.devices[0].mac
+        rec = Recorder()
+        await sub.subscribe("#", qos=1)
+        task = asyncio.create_task(rec.run(sub))
+        config = load_config(**fc.client_overrides(), data_dir=tmp_path / "data", timezone="UTC",
+                             publish_url=f"mqtt://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{port}")
+        stop, ready = asyncio.Event(), asyncio.Event()
+        run = asyncio.create_task(run_collection(config, interval=60, duration_min=None, clock=fc.clock,
+                                                 mode="embedded", status_line=False, stop=stop, ready=ready))
+        try:
+            await rec.wait(lambda: Topics(mac).state in rec.last and Topics(mac).energy in rec.last
+                           and f"homeassistant/water_heater/navilink_{mac}/water_heater/config" in rec.last,
+                           "discovery, state and energy from the collector", timeout=40)
+            assert isinstance(rec.json(Topics(mac).state)["tank_upper_c"], float)
+        finally:
+            stop.set()
+            stats = await asyncio.wait_for(run, 40)
+        assert stats.fatal is None and sum(stats.polls_ok.values()) >= 1
+        await rec.wait(lambda: rec.last[BRIDGE_AVAILABILITY].payload == b"offline", "offline after the run")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_collect_refuses_a_bad_publish_url() -> None:
+    from typer.testing import CliRunner
+
+    from navilink_etl.cli import app
+
+    result = CliRunner().invoke(app, ["collect", "--duration", "0.01", "--publish", "http://u:Hunter22pw@h"])
+    assert result.exit_code == 2
+    assert "NAVILINK_PUBLISH_URL" in result.output and "mqtt://" in result.output
+    assert "Hunter22pw" not in result.output
