@@ -174,6 +174,8 @@ class HomeAssistantBridge:
                 if self._stopping:
                     break
                 log.warning("Home Assistant broker %s: %s; retrying in %.0f s", self.target.display, exc, delay)
+            except Exception:  # a bug must not end publishing for the rest of the run
+                log.exception("Home Assistant sink failed; reconnecting in %.0f s", delay)
             finally:
                 self._mq = None
                 self.connected.clear()
@@ -198,12 +200,21 @@ class HomeAssistantBridge:
             self._wake.clear()
             while self._dirty:
                 mac = self._dirty.pop()
-                await self._announce(mac)
-                st = self._latest.get(mac)
-                if st is not None:
-                    if self._online.get(mac) is not True and self._fresh(mac):
-                        await self._set_online(mac, True)
-                    await mq.publish(Topics(mac, self.base).state, _json(state_payload(st)), qos=1, retain=True)
+                try:
+                    await self._publish_state(mq, mac)
+                except aiomqtt.MqttError:
+                    self._dirty.add(mac)  # the connection is going: the next one sends it
+                    raise
+                except Exception:
+                    log.exception("Home Assistant state for %s not published", mac)
+
+    async def _publish_state(self, mq: aiomqtt.Client, mac: str) -> None:
+        await self._announce(mac)
+        st = self._latest.get(mac)
+        if st is not None:
+            if self._online.get(mac) is not True and self._fresh(mac):
+                await self._set_online(mac, True)
+            await mq.publish(Topics(mac, self.base).state, _json(state_payload(st)), qos=1, retain=True)
 
     async def _announce(self, mac: str) -> None:
         """Publish (retained) discovery for ``mac`` unless HA already has this identity."""
