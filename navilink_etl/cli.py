@@ -94,10 +94,11 @@ def collect(
     devices: Annotated[int, typer.Option(help="Simulated heaters (embedded default only).", min=1)] = 2,
     speed: Annotated[float, typer.Option(help="Simulated clock speed-up (embedded default only).", min=0.01)] = 60.0,
     debug: Annotated[bool, typer.Option("--debug", help="Verbose logs.")] = False,
+    publish: Annotated[str | None, typer.Option("--publish", metavar="URL", help="Publish to Home Assistant over MQTT discovery: mqtt://[user:pass@]host:1883 (mqtts:// for TLS). Default: NAVILINK_PUBLISH_URL.")] = None,
 ) -> None:
     """Poll every device on a schedule and store status, energy history and events under data/."""
     try:
-        config = _config(log_level="DEBUG" if debug else None)
+        config = _config(log_level="DEBUG" if debug else None, publish_url=publish)
         _setup_logging(config.log_level)
         from . import warehouse
         from .collect.run import run_collector

@@ -11,7 +11,7 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,11 +28,14 @@ from .errors import ConfigurationError
 from .protocol import DEFAULT_IOT_ENDPOINT, DEFAULT_IOT_REGION, DEFAULT_REST_BASE_URL
 from .redact import register_password
 
+if TYPE_CHECKING:
+    from .homeassistant.target import PublishTarget
+
 log = logging.getLogger(__name__)
 
 MIN_REAL_CLOUD_INTERVAL_S = 30
 ALLOW_CUSTOM_ENDPOINT = "NAVILINK_ALLOW_CUSTOM_ENDPOINT"  # read from the process environment only
-_SECRET_FIELDS = {"password"}
+_SECRET_FIELDS = {"password", "publish_url"}  # publish_url may carry the broker's password
 _ENDPOINT_FIELDS = ("rest_base_url", "iot_endpoint", "iot_port", "ca_file")
 _warned_env_files: set[str] = set()
 
@@ -46,6 +49,10 @@ _FIXES: dict[str, str] = {
     "price_per_kwh": "use dollars per kWh, e.g. NAVILINK_PRICE_PER_KWH=0.17",
     "tariff": "use flat, tou or csv",
     "email": "set NAVILINK_EMAIL to your NaviLink account e-mail",
+    "publish_url": "use mqtt://[user:password@]host[:port] or mqtts://... (TLS), e.g. "
+                   "NAVILINK_PUBLISH_URL=mqtt://ha:secret@192.168.1.10:1883",
+    "ha_discovery_prefix": "use Home Assistant's MQTT discovery prefix, e.g. homeassistant (no +, # or "
+                           "leading/trailing /)",
     "rest_base_url": f"use https://, e.g. the default {DEFAULT_REST_BASE_URL} (plain http:// only for "
                      "127.0.0.1, ::1 or localhost), or unset it",
     "refresh_minutes": "use real minutes between warehouse refreshes while collecting, "
@@ -217,6 +224,9 @@ class NaviLinkConfig(BaseSettings):
     price_per_kwh: float = Field(default=0.17, ge=0)
     price_csv: Path | None = None
     inlet_temperature_f: float = Field(default=58.0, ge=32, le=90)
+    # Home Assistant sink (navilink_etl/homeassistant): the broker URL may hold a password
+    publish_url: SecretStr | None = Field(default=None, repr=False)
+    ha_discovery_prefix: str = "homeassistant"
 
     @classmethod
     def settings_customise_sources(
@@ -253,6 +263,22 @@ class NaviLinkConfig(BaseSettings):
             raise ValueError(f"no such file: {str(v)!r:.80}")
         return v
 
+    @field_validator("publish_url")
+    @classmethod
+    def _publish_url(cls, v: SecretStr | None) -> SecretStr | None:
+        from .homeassistant.target import parse_publish_url
+
+        if v is not None and v.get_secret_value() != "":
+            parse_publish_url(v.get_secret_value())  # ValueError names the problem, never the password
+        return v if v is not None and v.get_secret_value() != "" else None
+
+    @field_validator("ha_discovery_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or v != v.strip("/") or any(c in v for c in "+#\0") or v != v.strip():
+            raise ValueError(f"{v!r:.60} is not a usable MQTT topic prefix")
+        return v
+
     @field_validator("rest_base_url")
     @classmethod
     def _rest_url(cls, v: str) -> str:
@@ -286,6 +312,13 @@ class NaviLinkConfig(BaseSettings):
     def password_value(self) -> str | None:
         return self.password.get_secret_value() if self.password is not None else None
 
+    @property
+    def publish_target(self) -> PublishTarget | None:
+        """The parsed ``publish_url`` (a ``homeassistant.target.PublishTarget``), or None."""
+        from .homeassistant.target import parse_publish_url
+
+        return None if self.publish_url is None else parse_publish_url(self.publish_url.get_secret_value())
+
     @classmethod
     def from_environment(cls, **overrides: Any) -> NaviLinkConfig:
         """Read ``.env`` and ``NAVILINK_*`` variables (overrides win), as the original library did."""
@@ -314,4 +347,7 @@ def load_config(**overrides: Any) -> NaviLinkConfig:
             lines.append(f"{var}: {msg}{shown}" + (f"; fix: {fix}" if fix else ""))
         raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
     register_password(cfg.password_value)
+    from .homeassistant.target import register_secret
+
+    register_secret(cfg.publish_target)
     return cfg

@@ -98,8 +98,10 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     store = await asyncio.to_thread(Store, Path(config.data_dir))  # replays the spool: not on the loop
     handlers = _install_signals(loop, stop)
     collector: Collector | None = None
+    publisher: Any = None  # the Home Assistant sink, when configured
     try:
         async with NaviLinkClient(config=config) as client:
+            publisher = await _start_publisher(client, config)
             collector = Collector(client, store, stats, interval_s=iv, time=SimTime(clock),
                                   source="fake-cloud" if clock is not None else "cloud",
                                   request_timeout=config.request_timeout, adaptive=adaptive,
@@ -114,6 +116,8 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     except InvalidCredentialsError as exc:
         stats.fatal = rejected_message(exc)
     finally:
+        if publisher is not None:
+            await publisher.stop()
         _remove_signals(loop, handlers)
         if collector is not None:
             stats.events = collector.events.count
@@ -128,6 +132,18 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
         stats.uptime_s = time.monotonic() - t0
     _print_summary(stats)
     return stats
+
+
+async def _start_publisher(client: Any, config: NaviLinkConfig) -> Any:
+    """The Home Assistant sink when NAVILINK_PUBLISH_URL / --publish is set (it listens to the
+    client's messages itself), else None."""
+    if config.publish_url is None:
+        return None
+    from ..homeassistant.bridge import HomeAssistantBridge
+
+    bridge = HomeAssistantBridge(client, config)
+    await bridge.start()
+    return bridge
 
 
 async def _authenticate(client: Any, collector: Collector, stop: asyncio.Event) -> bool:
