@@ -220,8 +220,6 @@ def test_export_loads_in_pandas_when_installed(exported_csv: Path) -> None:
     assert df["dhw_charge_percent"].between(0, 100).all()
 
 
-@pytest.mark.xfail(strict=True, reason="collect/export.py does not write the original monitor's "
-                   "compressor_use and device_connected columns yet (integration step)")
 def test_export_has_every_original_monitor_column(exported_csv: Path) -> None:
     original = ("timestamp", "dhw_charge_percent", "dhw_temperature", "dhw_temperature_setting",
                 "operation_mode", "current_inst_power", "compressor_use", "heat_upper_use",

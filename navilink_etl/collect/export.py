@@ -24,7 +24,7 @@ from .store import scan_dataset
 
 # The original navien-nwp500-python tank monitor's columns (examples/tank_monitoring_production.py:
 # timestamp, the charge, DHW temperature and setpoint, mode, power, relay flags, error, RSSI,
-# busy), with the charge named as in its README's CSV sample and the tank sensors added, all
+# busy, compressor_use, device_connected), with the charge named as in its README's CSV sample and the tank sensors added, all
 # temperatures in degF. ``timestamp`` is ISO-8601 UTC with offset (the original wrote naive local
 # time); ``device`` is added so several heaters fit in one file.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -32,6 +32,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "operation_mode", "current_inst_power", "tank_upper_temperature", "tank_lower_temperature",
     "ambient_temperature", "comp_use", "heat_upper_use", "heat_lower_use", "eva_fan_use",
     "dhw_use", "dhw_operation_setting", "error_code", "wifi_rssi", "operation_busy",
+    "compressor_use", "device_connected",
 )  # fmt: skip
 
 Format = Literal["csv", "parquet", "jsonl"]
@@ -50,6 +51,9 @@ def _csv_row(r: dict[str, Any]) -> list[Any]:
         _round(c_to_f(st.ambient_c)), r.get("compUse"), r.get("heatUpperUse"), r.get("heatLowerUse"),
         r.get("evaFanUse"), r.get("dhwUse"), r.get("dhwOperationSetting"), r.get("errorCode"),
         r.get("wifiRssi"), r.get("operationBusy"),
+        # the original monitor's names: its compUse flag again, and 1 (a stored sample is a reply
+        # or push the device sent, so it was connected)
+        r.get("compUse"), 1,
     ]
 
 

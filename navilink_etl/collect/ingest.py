@@ -204,16 +204,21 @@ class Ingest:
             self.quarantine(topic, payload, at, topic_mac,
                             f"body macAddress {st.mac[:40]!r} differs from the topic's {topic_mac}")
             return env
-        self._accept(topic_mac, st, at)
+        if self._accept(topic_mac, st, at) and st.raw.unknown:
+            # kept (the marker is in extra_json), but flagged for review with the field and value
+            marks = ", ".join(f"{k}={v}" for k, v in sorted(st.raw.unknown.items()))
+            self.quarantine(topic, payload, at, topic_mac,
+                            f"stored with 'unknown' markers read as null: {marks}"[:500])
         return env
 
-    def _accept(self, mac: str, st: DeviceStatus, at: datetime) -> None:
+    def _accept(self, mac: str, st: DeviceStatus, at: datetime) -> bool:
+        """Buffer one sample; False for a redelivery or when the buffer is full."""
         row = status_row(st, received_at=at, source=self.source, device=mac)
         if self.dedup.seen(mac, (row["content_hash"], st.session_id, st.client_id)):
             self.stats.duplicates += 1
-            return
+            return False
         if not self._admit():
-            return
+            return False
         self._buf.rows.append(row)
         self.stats.samples[mac] += 1
         if st.kind == "reply":
@@ -222,6 +227,7 @@ class Ingest:
             self.on_sample(mac, st)
         if len(self._buf.rows) >= SPOOL_BATCH and not self.failing:
             self._wake.set()
+        return True
 
     def _admit(self) -> bool:
         """Room for one more sample? If not, count it as dropped (one event per episode)."""
