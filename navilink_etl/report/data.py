@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import duckdb
 import polars as pl
 
 DEFAULT_DAYS = 30
+TIMELINE_DAYS = 31  # the tank timeline shows the last this many days (charts.timeline's last_days)
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,9 @@ class ReportData:
     start: date
     end: date
     tz: str
-    status: pl.DataFrame  # stg_status: received_at, tank_*_c, stored_wh, dhw_charge_pct
+    # stg_status: received_at, tank_*_c, stored_wh, dhw_charge_pct; only what the timeline
+    # draws: the last TIMELINE_DAYS days of the period and the sample before them
+    status: pl.DataFrame
     energy_daily: pl.DataFrame  # energy_daily
     cycles: pl.DataFrame  # heating_cycles
     recovery: pl.DataFrame  # recovery_rates
@@ -81,15 +85,38 @@ def default_period(con: Any, device: str, start: date | None, end: date | None,
     return (start, end) if start <= end else None
 
 
+def _timeline_samples(con: Any, device: str, lo: datetime, hi: datetime,
+                      days: int = TIMELINE_DAYS) -> pl.DataFrame:
+    """The samples the timeline draws (stg_status): those from ``days`` before the period's last
+    sample on, and the one sample before them (so the timeline still sees that the period is
+    longer). Read with the filter below the deduplication: a month, not the whole period."""
+    from ..warehouse import SOURCES, samples_sql
+
+    in_period = "device = ? and received_at >= ? and received_at < ?"
+    # every status file has device and received_at: read just those, without unifying schemas
+    # (src_status's union_by_name reads every file's schema first)
+    times = (f"select max(received_at) from read_parquet('{SOURCES['src_status'][0]}', "
+             f"hive_partitioning = false) where {in_period}")
+    try:
+        last = con.sql(times, params=[device, lo, hi]).fetchall()[0][0]
+    except duckdb.IOException:  # no status file (src_status is then empty too)
+        last = None
+    if last is not None:
+        before = con.sql(times, params=[device, lo, last - timedelta(days=days)]).fetchall()[0][0]
+        lo = max(lo, before if before is not None else last - timedelta(days=days))
+    sql = samples_sql(in_period)
+    return _pl(con, "select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
+                    f"from ({sql}) order by received_at", [device, lo, hi])
+
+
 def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
     """Select ``device``'s rows for the period from each mart (the tank timeline from the raw
-    samples, stg_status); timestamps are filtered on the local days' UTC bounds."""
+    samples, stg_status, for its last TIMELINE_DAYS days); timestamps are filtered on the local
+    days' UTC bounds."""
     lo, hi = utc_bounds(start, end, tz)
     dev_ts = [device, lo, hi]
     dev_day = [device, start, end]
-    status = _pl(con, "select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
-                      "from stg_status where device = ? and received_at >= ? and received_at < ? "
-                      "order by received_at", dev_ts)
+    status = _timeline_samples(con, device, lo, hi)
     tariff = ""
     rows = con.sql("select tariff, price_per_kwh from settings").fetchall()
     if rows:
