@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 import polars as pl
 
 DEFAULT_DAYS = 30
@@ -26,7 +25,7 @@ class ReportData:
     end: date
     tz: str
     # stg_status: received_at, tank_*_c, stored_wh, dhw_charge_pct; only what the timeline
-    # draws: the last TIMELINE_DAYS days of the period and the sample before them
+    # draws: the last TIMELINE_DAYS days of the period and a sample before them
     status: pl.DataFrame
     energy_daily: pl.DataFrame  # energy_daily
     cycles: pl.DataFrame  # heating_cycles
@@ -87,24 +86,26 @@ def default_period(con: Any, device: str, start: date | None, end: date | None,
 
 def _timeline_samples(con: Any, device: str, lo: datetime, hi: datetime,
                       days: int = TIMELINE_DAYS) -> pl.DataFrame:
-    """The samples the timeline draws (stg_status): those from ``days`` before the period's last
-    sample on, and the one sample before them (so the timeline still sees that the period is
-    longer). Read with the filter below the deduplication: a month, not the whole period."""
-    from ..warehouse import SOURCES, samples_sql
+    """The samples the timeline may draw (stg_status): every sample of the period from a stored
+    sample before its last ``days`` days on (so the timeline still sees that the period is
+    longer), read with the filter below the deduplication: a month, not the whole period.
 
-    in_period = "device = ? and received_at >= ? and received_at < ?"
-    # every status file has device and received_at: read just those, without unifying schemas
-    # (src_status's union_by_name reads every file's schema first)
-    times = (f"select max(received_at) from read_parquet('{SOURCES['src_status'][0]}', "
-             f"hive_partitioning = false) where {in_period}")
-    try:
-        last = con.sql(times, params=[device, lo, hi]).fetchall()[0][0]
-    except duckdb.IOException:  # no status file (src_status is then empty too)
-        last = None
+    Every sample but a device's very last has an interval, so int_day_energy's last_sample_at
+    bounds it: ``last`` is at most the period's last sample, and the latest stored sample before
+    ``last - days`` lies before the timeline's own cut (its last sample - ``days``).
+    """
+    from ..warehouse import samples_sql
+
+    row = con.sql("select max(last_sample_at) from int_day_energy where device = ? and "
+                  "last_sample_at >= ? and last_sample_at < ?", params=[device, lo, hi]).fetchall()
+    last = row[0][0] if row else None
     if last is not None:
-        before = con.sql(times, params=[device, lo, last - timedelta(days=days)]).fetchall()[0][0]
-        lo = max(lo, before if before is not None else last - timedelta(days=days))
-    sql = samples_sql(in_period)
+        row = con.sql("select max(last_sample_at) from int_day_energy where device = ? and "
+                      "last_sample_at >= ? and last_sample_at < ?",
+                      params=[device, lo, last - timedelta(days=days)]).fetchall()
+        if row and row[0][0] is not None:
+            lo = row[0][0]
+    sql = samples_sql("device = ? and received_at >= ? and received_at < ?")
     return _pl(con, "select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
                     f"from ({sql}) order by received_at", [device, lo, hi])
 
