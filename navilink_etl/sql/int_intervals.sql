@@ -17,8 +17,6 @@
 -- mode), draw_seq (int_draw_base: per start of dhwUse). They count from the first sample read (a
 -- refresh reads a window of days), so they identify runs but never number them: the marts do.
 -- All are counted per sample: the two pieces of a sample split at midnight share every flag.
--- Running counts are count(case when ... then 1 end): a BIGINT counter per frame, several times
--- cheaper in a window than sum(cast(... as integer)), whose state is a HUGEINT.
 with
 
 aligned as (
@@ -37,19 +35,18 @@ running as (
                  then a.aligned_power_w - st.standby_floor_w end ignore nulls
         ) over w, 0) as last_compressor_w,
         -- long gaps before this sample: every sample after one but the first starts a segment
-        count(case when a.after_gap and a.prev_at is not null then 1 end) over w as segment_id,
+        sum(cast(a.after_gap and a.prev_at is not null as integer)) over w as segment_id,
         max(case when a.drawing then a.covered_end end) over w as last_draw_end,
         -- running totals before this sample (int_cycles looks ahead with them)
-        count(case when a.disturbed = 1 then 1 end) over w - a.disturbed as disturbed_before,
+        sum(a.disturbed) over w - a.disturbed as disturbed_before,
         sum(a.excess_kh) over w - a.excess_kh as excess_kh_before,
-        count(case when not (a.heating_on or coalesce(a.heating_demand, false)) or a.after_gap
-                   then 1 end) over w as active_run,
-        count(case when not a.quiet then 1 end) over w as quiet_run,
-        count(case when a.operation_mode is distinct from a.prev_operation_mode then 1 end)
-            over w as op_run,
-        count(case when a.dhw_mode is distinct from a.prev_dhw_mode then 1 end) over w as dhw_run,
-        count(case when coalesce(a.drawing, false) and not a.prev_drawing then 1 end) over w
-            as draw_seq
+        sum(cast(not (a.heating_on or coalesce(a.heating_demand, false)) or a.after_gap
+                 as integer)) over w as active_run,
+        sum(cast(not a.quiet as integer)) over w as quiet_run,
+        sum(cast(a.operation_mode is distinct from a.prev_operation_mode as integer)) over w
+            as op_run,
+        sum(cast(a.dhw_mode is distinct from a.prev_dhw_mode as integer)) over w as dhw_run,
+        sum(cast(coalesce(a.drawing, false) and not a.prev_drawing as integer)) over w as draw_seq
     from (
         select
             al.*,
