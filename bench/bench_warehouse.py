@@ -7,14 +7,17 @@ Simulates one device for ``--days`` at a 30 s poll (5 % loss, a weekly outage) a
 ``--fleet`` devices for ``--fleet-days``, then measures in one run: one full DuckDB scan of the
 status Parquet; ``refresh(full=True)``; a refresh after the last UTC day's files appear (held
 back from the full build); a refresh with nothing new; reading every mart with a plain DuckDB
-client. Prints the numbers, ratios and an extrapolation, and writes bench/results/warehouse.json.
+client. Prints the numbers, ratios, the seconds per model of the full build and an extrapolation,
+and writes bench/results/warehouse.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import resource
 import shutil
 import sys
@@ -92,13 +95,38 @@ def _read_marts_s(data: Path) -> tuple[float, int]:
         os.chdir(cwd)
 
 
+class _ModelTimes(logging.Handler):
+    """Collects the refresh's per-model timings (its DEBUG lines ``<model>: <seconds> s``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if m := re.fullmatch(r"(\w+): ([0-9.]+) s", record.getMessage()):
+            self.seconds[m[1]] = self.seconds.get(m[1], 0.0) + float(m[2])
+
+
+def _full_build(cfg: NaviLinkConfig) -> tuple[Any, dict[str, float]]:
+    """``refresh(full=True)`` and the seconds each model took in it."""
+    log = logging.getLogger("navilink_etl.refresh")
+    handler, level = _ModelTimes(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        return warehouse.refresh(cfg, full=True), handler.seconds
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def measure(data: Path, label: str) -> dict[str, Any]:
     cfg = NaviLinkConfig(data_dir=data, polling_interval=30, timezone="America/Los_Angeles")
     aside = data.parent / f"{data.name}-aside"
     held = _hold_back_last_day(data, aside)
     samples = _samples(data)
     scan = _scan_s(data)
-    full = warehouse.refresh(cfg, full=True)
+    full, model_s = _full_build(cfg)
     _restore(data, aside)
     new_day = warehouse.refresh(cfg)
     nothing = warehouse.refresh(cfg)
@@ -114,6 +142,7 @@ def measure(data: Path, label: str) -> dict[str, Any]:
         "no_change_s": nothing.seconds, "read_every_mart_s": read_s, "mart_rows": mart_rows,
         "warehouse_mb": (data / warehouse.WAREHOUSE_FILE).stat().st_size / 1e6,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "model_s": {k: round(v, 3) for k, v in model_s.items() if v >= 0.005},
     }
     for k, v in out.items():
         print(f"  {label} {k}: {v:.3f}" if isinstance(v, float) else f"  {label} {k}: {v}",

@@ -139,6 +139,18 @@ def model_sql(name: str) -> str:
     return (sql_dir() / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def samples_sql(where: str) -> str:
+    """``stg_status``'s SQL over only the raw samples satisfying ``where`` (a condition on
+    ``src_status``'s device and received_at, with ``?`` parameters), applied before the
+    deduplication so that Parquet row groups outside it are skipped. Duplicates share device and
+    received_at, so the rows are exactly those of ``stg_status`` satisfying ``where``."""
+    sql = model_sql("stg_status")
+    source = "select * from src_status\n"
+    if sql.count(source) != 1:
+        raise StoreError("stg_status.sql no longer reads src_status in one place")
+    return sql.replace(source, f"select * from src_status where {where}\n")
+
+
 def sql_fingerprint() -> str:
     """Changes with any model's SQL, the registry or the macros: the stored tables are then rebuilt."""
     h = hashlib.blake2b(digest_size=8)

@@ -6,6 +6,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -113,3 +114,35 @@ def test_empty_data_folder_says_what_to_do(tmp_path: Path) -> None:
     config = load_config(data_dir=tmp_path / "data")
     with pytest.raises(StoreError, match="navilink-etl simulate"):
         build_report(config, out_dir=tmp_path / "reports")
+
+
+def test_timeline_samples_are_the_last_days_of_stg_status(sim_dir: Path) -> None:
+    from navilink_etl.report import charts
+    from navilink_etl.report import data as report_data
+
+    config = _config(sim_dir)
+    con = warehouse.connect(config, read_only=True)
+    try:
+        dev = report_data.list_devices(con)[0]
+        first, last = report_data.data_days(con, dev)  # type: ignore[misc]
+        lo, hi = report_data.utc_bounds(first, last, "America/Los_Angeles")
+        full = con.sql("select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
+                       "from stg_status where device = ? and received_at >= ? and received_at < ? "
+                       "order by received_at", params=[dev, lo, hi]).pl()
+        part = report_data._timeline_samples(con, dev, lo, hi, days=1)
+    finally:
+        con.close()
+    cut = full["received_at"].max() - timedelta(days=1)  # type: ignore[operator]
+    before = full.filter(pl.col("received_at") < cut)["received_at"].max()
+    assert before is not None and part.height < full.height
+    # every sample from a sample before the timeline's cut on: what the timeline draws, and more
+    assert part["received_at"].min() <= before  # type: ignore[operator]
+    assert_frame_equal(part, full.filter(pl.col("received_at") >= part["received_at"].min()))
+    for a, b in ((part, full), (part.head(0), full.head(0))):
+        fa, fb = charts.timeline(a, last_days=1), charts.timeline(b, last_days=1)
+        assert charts.title_of(fa) == charts.title_of(fb)
+        la = [ln.get_xydata() for ax in fa.axes for ln in ax.get_lines()]
+        lb = [ln.get_xydata() for ax in fb.axes for ln in ax.get_lines()]
+        assert len(la) == len(lb)
+        for xa, xb in zip(la, lb, strict=True):
+            np.testing.assert_array_equal(xa, xb)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from ..errors import ConfigurationError, StoreError
 from . import charts, summary
-from .data import ReportData, default_period, list_devices, load
+from .data import TIMELINE_DAYS, ReportData, default_period, list_devices, load
 from .html import Image, Section, render_html
 from .pdf import cover, write_pdf
 from .units import Units
@@ -50,6 +50,12 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _keep_layout(fig: Figure) -> None:
+    """Keep the positions the constrained layout just gave ``fig``: later outputs (the PDF) draw
+    it as it is instead of laying it out again (half of a figure's drawing time)."""
+    fig.set_layout_engine("none")
+
+
 def _write_bytes(path: Path, data: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -63,7 +69,8 @@ def make_charts(data: ReportData, s: summary.Summary, units: Units) -> list[Char
     return [
         Chart("headline", "Headline", charts.headline(summary.tiles(s, units))),
         Chart("timeline", "Tank over time", charts.timeline(data.status, data.cycles, data.draws,
-                                                            units=units, tz=tz)),
+                                                            units=units, tz=tz,
+                                                            last_days=TIMELINE_DAYS)),
         Chart("daily_energy", "Electricity", charts.daily_energy(data.energy_daily)),
         Chart("cycles", "Heating cycles", charts.cycles(data.cycles, tz=tz)),
         Chart("recovery", "Heating cycles", charts.recovery(data.recovery, units=units)),
@@ -139,6 +146,7 @@ def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
         for i, c in enumerate(chart_list, 1):
             say(f"{data.device}: rendering chart {i}/{len(chart_list)} ({c.slug})")
             png = _png(c.figure)
+            _keep_layout(c.figure)
             images[c.slug] = Image(png, charts.title_of(c.figure), charts.caption_of(c.figure))
             if "png" in fmts:
                 paths.append(_write_bytes(png_dir / f"{i:02d}_{c.slug}.png", png))

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 DEFAULT_DAYS = 30
+TIMELINE_DAYS = 31  # the tank timeline shows the last this many days (charts.timeline's last_days)
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class ReportData:
     start: date
     end: date
     tz: str
-    status: pl.DataFrame  # stg_status: received_at, tank_*_c, stored_wh, dhw_charge_pct
+    # stg_status: received_at, tank_*_c, stored_wh, dhw_charge_pct; only what the timeline
+    # draws: the last TIMELINE_DAYS days of the period and a sample before them
+    status: pl.DataFrame
     energy_daily: pl.DataFrame  # energy_daily
     cycles: pl.DataFrame  # heating_cycles
     recovery: pl.DataFrame  # recovery_rates
@@ -81,15 +84,40 @@ def default_period(con: Any, device: str, start: date | None, end: date | None,
     return (start, end) if start <= end else None
 
 
+def _timeline_samples(con: Any, device: str, lo: datetime, hi: datetime,
+                      days: int = TIMELINE_DAYS) -> pl.DataFrame:
+    """The samples the timeline may draw (stg_status): every sample of the period from a stored
+    sample before its last ``days`` days on (so the timeline still sees that the period is
+    longer), read with the filter below the deduplication: a month, not the whole period.
+
+    Every sample but a device's very last has an interval, so int_day_energy's last_sample_at
+    bounds it: ``last`` is at most the period's last sample, and the latest stored sample before
+    ``last - days`` lies before the timeline's own cut (its last sample - ``days``).
+    """
+    from ..warehouse import samples_sql
+
+    row = con.sql("select max(last_sample_at) from int_day_energy where device = ? and "
+                  "last_sample_at >= ? and last_sample_at < ?", params=[device, lo, hi]).fetchall()
+    last = row[0][0] if row else None
+    if last is not None:
+        row = con.sql("select max(last_sample_at) from int_day_energy where device = ? and "
+                      "last_sample_at >= ? and last_sample_at < ?",
+                      params=[device, lo, last - timedelta(days=days)]).fetchall()
+        if row and row[0][0] is not None:
+            lo = row[0][0]
+    sql = samples_sql("device = ? and received_at >= ? and received_at < ?")
+    return _pl(con, "select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
+                    f"from ({sql}) order by received_at", [device, lo, hi])
+
+
 def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
     """Select ``device``'s rows for the period from each mart (the tank timeline from the raw
-    samples, stg_status); timestamps are filtered on the local days' UTC bounds."""
+    samples, stg_status, for its last TIMELINE_DAYS days); timestamps are filtered on the local
+    days' UTC bounds."""
     lo, hi = utc_bounds(start, end, tz)
     dev_ts = [device, lo, hi]
     dev_day = [device, start, end]
-    status = _pl(con, "select received_at, tank_upper_c, tank_lower_c, stored_wh, dhw_charge_pct "
-                      "from stg_status where device = ? and received_at >= ? and received_at < ? "
-                      "order by received_at", dev_ts)
+    status = _timeline_samples(con, device, lo, hi)
     tariff = ""
     rows = con.sql("select tariff, price_per_kwh from settings").fetchall()
     if rows:
