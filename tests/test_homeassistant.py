@@ -150,7 +150,7 @@ def test_energy_totals_are_cumulative_kwh_from_energy_daily(tmp_path: Path) -> N
     data = tmp_path / "data"
     simulate(data, devices=1, days=2, interval_s=60, seed=21, start=datetime(2026, 1, 5, tzinfo=UTC))
     cfg = NaviLinkConfig(data_dir=data, polling_interval=60, timezone="UTC")
-    warehouse.build(cfg)
+    warehouse.refresh(cfg)
     daily = warehouse.query(cfg, "select * from energy_daily order by day")
     mac = daily["device"][0]
     got = energy_totals(cfg, mac)

@@ -95,7 +95,7 @@ def test_csv_export_has_monitor_columns_in_fahrenheit(tmp_path: Path) -> None:
     assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == 12  # the next day's sample is outside the range
     first = rows[0]  # the heat-pump-running capture: 117 half-degC, tank 58.6 / 53.6 degC
-    assert first["timestamp"] == T0.isoformat()
+    assert first["timestamp"] == T0.isoformat(timespec="microseconds")
     assert float(first["dhw_temperature"]) == pytest.approx(58.5 * 9 / 5 + 32, abs=0.05)
     assert float(first["tank_upper_temperature"]) == pytest.approx(58.6 * 9 / 5 + 32, abs=0.05)
     assert float(first["tank_lower_temperature"]) == pytest.approx(53.6 * 9 / 5 + 32, abs=0.05)

@@ -45,7 +45,8 @@ def _round(v: float | None) -> float | None:
 def _csv_row(r: dict[str, Any]) -> list[Any]:
     st = DeviceStatus(raw=RawStatus(values={k: r.get(k) for k in KNOWN_KEYS}, extras={}))
     return [
-        r["received_at"].isoformat(), r["device"], st.dhw_charge_percent,
+        # one timestamp format for every row (pandas' to_datetime needs it); the store keeps us
+        r["received_at"].isoformat(timespec="microseconds"), r["device"], st.dhw_charge_percent,
         _round(st.dhw_temperature), _round(st.dhw_temperature_setting), st.operation_mode,
         st.current_inst_power, _round(c_to_f(st.tank_upper_c)), _round(c_to_f(st.tank_lower_c)),
         _round(c_to_f(st.ambient_c)), r.get("compUse"), r.get("heatUpperUse"), r.get("heatLowerUse"),

@@ -65,7 +65,7 @@ STYLE: dict[Any, Any] = {  # rcParams (typed loosely: matplotlib types the keys 
     "figure.facecolor": "white",
     "axes.facecolor": "white",
 }
-COVERAGE_OK = 0.95  # a day below this share covered is flagged (ANALYTICS.md: coverage)
+COVERAGE_OK = 0.95  # a day below this share covered is flagged (docs/metrics.md 2.11: coverage)
 _CAPTION_IN = 0.38  # inches reserved under each figure for its caption
 MAX_BARS = 62  # longer day series are drawn as filled steps: one artist instead of one per day
 
@@ -304,7 +304,7 @@ def timeline(status: pl.DataFrame, cycles: pl.DataFrame | None = None,
                                       "dhw_charge_pct") if c in st.columns)
         max_gap = timedelta(seconds=3 * every)
     else:
-        max_gap = timedelta(minutes=15)  # the gap cap (ANALYTICS.md: sample intervals)
+        max_gap = timedelta(minutes=15)  # the gap cap (docs/metrics.md 2.2: sample intervals)
     st = _break_gaps(st, "received_at", max_gap)
     x = _utc(st, "received_at")
     ax_t.plot(x, u.t(_f(st, "tank_upper_c")), color=COLORS["tank_upper"], lw=1.3, label="Upper sensor")
