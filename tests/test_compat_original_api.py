@@ -8,11 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
+
+from .serve_helpers import start_serve
 
 # The original's getting-started calls and its documented controls; the import is the alias.
 ORIGINAL_FLOW = '''
@@ -61,27 +62,9 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("NAVILINK_")} | {"TMPDIR": str(tmp_path)}
 
 
-def _start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "navilink_etl", "sim", "serve", "--devices", "1", "--latency", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    exports: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline and "NAVILINK_POLLING_INTERVAL" not in exports:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.fullmatch(r"export (NAVILINK_[A-Z_]+)=(.*)", line.strip())
-        assert m, f"serve printed a line that is not a shell export: {line!r}"
-        exports[m.group(1)] = m.group(2)
-    return proc, exports
-
-
 def test_original_flow_and_controls_run_against_sim_serve(tmp_path: Path) -> None:
     env = _clean_env(tmp_path)
-    proc, exports = _start_serve(env)
+    proc, exports = start_serve(env)
     try:
         script = tmp_path / "getting_started.py"
         script.write_text(ORIGINAL_FLOW, encoding="utf-8")

@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from .serve_helpers import start_serve
 
 SNIPPET = '''
 import asyncio
@@ -50,26 +51,8 @@ def readme_block(heading: str) -> str:
     return m.group(1)
 
 
-def _start_serve() -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "navilink_etl", "sim", "serve", "--devices", "1", "--latency", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    env: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline and "NAVILINK_POLLING_INTERVAL" not in env:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.fullmatch(r"export (NAVILINK_[A-Z_]+)=(.*)", line.strip())
-        assert m, f"serve printed a line that is not a shell export: {line!r}"
-        env[m.group(1)] = m.group(2)
-    return proc, env
-
-
 def test_original_snippet_runs_unchanged_against_sim_serve(tmp_path: Path) -> None:
-    proc, exports = _start_serve()
+    proc, exports = start_serve()
     try:
         assert {"NAVILINK_EMAIL", "NAVILINK_PASSWORD", "NAVILINK_REST_BASE_URL", "NAVILINK_IOT_PORT",
                 "NAVILINK_CA_FILE"} <= set(exports)
@@ -95,7 +78,7 @@ def test_original_snippet_runs_unchanged_against_sim_serve(tmp_path: Path) -> No
 def test_readme_original_library_example_runs_against_sim_serve(tmp_path: Path) -> None:
     code = readme_block("## Coming from the original NaviLink library")
     assert "from navilink import NaviLinkClient, NaviLinkConfig" in code
-    proc, exports = _start_serve()
+    proc, exports = start_serve()
     try:
         script = tmp_path / "coming_from_navilink.py"
         script.write_text(code, encoding="utf-8")
