@@ -30,7 +30,6 @@ from navilink_etl.sim.hostile import (
     HostileProfile,
     Ledger,
     Toggles,
-    safe_toggles,
 )
 from navilink_etl.status import content_hash
 
@@ -99,16 +98,10 @@ def _run_in(base: Path, toggles: Toggles) -> Run:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """Every item the client and collector already handle (see ``safe_toggles``)."""
-    r = _run_in(tmp_path_factory.mktemp("hostile"), safe_toggles())
+    """The whole hostile profile, mixed with the good devices' ordinary traffic."""
+    r = _run_in(tmp_path_factory.mktemp("hostile"), Toggles())
     assert r.error is None, repr(r.error)
     return r
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """The whole profile, including what needs the range checks and ingest hardening."""
-    return _run_in(tmp_path_factory.mktemp("hostile-full"), Toggles())
 
 
 def _status(data: Path) -> pl.DataFrame:
@@ -124,14 +117,14 @@ def test_every_hostile_kind_was_sent(run: Run) -> None:
     assert all(run.ledger.good.get(m) for m in run.good_macs)
 
 
-def test_the_full_profile_leaves_the_collector_running_and_data_contained(full_run: Run) -> None:
-    assert full_run.error is None, repr(full_run.error)
+def test_the_full_profile_leaves_the_collector_running_and_data_contained(run: Run) -> None:
+    assert run.error is None, repr(run.error)
     assert {"traversal_body_mac", "default_body_mac", "counter_max_status", "counter_max_energy"} \
-        <= full_run.ledger.kinds()
-    outside = [p for p in full_run.base.rglob("*") if p.is_file() and full_run.data not in p.parents]
-    assert outside == [] and not list(full_run.base.rglob("escaped_dir*"))
-    assert full_run.alive_after_hostile and full_run.stats.fatal is None
-    assert full_run.log_text and "Traceback" not in full_run.log_text
+        <= run.ledger.kinds()
+    outside = [p for p in run.base.rglob("*") if p.is_file() and run.data not in p.parents]
+    assert outside == [] and not list(run.base.rglob("escaped_dir*"))
+    assert run.alive_after_hostile and run.stats.fatal is None
+    assert run.log_text and "Traceback" not in run.log_text
 
 
 def test_nothing_is_written_outside_data(run: Run) -> None:
@@ -163,9 +156,9 @@ def test_absurd_energy_years_are_rejected_and_retried(run: Run) -> None:
     assert energy.filter(pl.col("device") == first).height > 0  # the retry got good history
 
 
-def test_energy_counters_of_all_ones_are_rejected(full_run: Run) -> None:
-    assert full_run.error is None, repr(full_run.error)
-    energy = scan_dataset(full_run.data, "energy").collect()
+def test_energy_counters_of_all_ones_are_rejected(run: Run) -> None:
+    assert run.error is None, repr(run.error)
+    energy = scan_dataset(run.data, "energy").collect()
     assert energy.filter(pl.col("hp_wh") >= COUNTER_MAX).height == 0
 
 
@@ -185,11 +178,11 @@ def test_non_finite_numbers_are_quarantined_with_a_reason(run: Run) -> None:
     assert _missing_quarantine(run, {"nan_status", "inf_status"}) == []
 
 
-def test_every_bad_message_is_quarantined_with_a_reason(full_run: Run) -> None:
-    assert full_run.error is None, repr(full_run.error)
-    assert _missing_quarantine(full_run) == []
-    devices = set(_status(full_run.data).get_column("device"))
-    assert devices <= set(full_run.good_macs)
+def test_every_bad_message_is_quarantined_with_a_reason(run: Run) -> None:
+    assert run.error is None, repr(run.error)
+    assert _missing_quarantine(run) == []
+    devices = set(_status(run.data).get_column("device"))
+    assert devices <= set(run.good_macs)
 
 
 def test_every_good_sample_is_stored_once(run: Run) -> None:

@@ -245,8 +245,3 @@ class HostileProfile:
     def done(self) -> bool:
         """Every planned MQTT item is sent and every energy fault answered (TOU depends on the client)."""
         return self._planned and not self._queue and not self._energy_faults
-
-
-def safe_toggles() -> Toggles:
-    """The items a client/collector without range checks and MAC-checked ingest already survives."""
-    return Toggles(energy_counter=False, traversal_body_mac=False, counter_max=False)
