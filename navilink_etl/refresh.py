@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from . import marts, warehouse
+from .collect.store import fsync_path
 from .config import NaviLinkConfig
 
 log = logging.getLogger(__name__)
@@ -116,18 +117,10 @@ def _writer_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _publish(next_path: Path, path: Path) -> None:
-    _fsync(next_path)
+    fsync_path(next_path)
     os.replace(next_path, path)
-    _fsync(path.parent)
+    fsync_path(path.parent)
 
 
 # --- building -----------------------------------------------------------------------------------

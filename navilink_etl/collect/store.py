@@ -155,7 +155,8 @@ def _hash(*parts: Any) -> str:
     return hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=8).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder after a rename inside it makes the rename durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -177,7 +178,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> int:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
         return path.stat().st_size
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -779,7 +780,7 @@ class Store:
                     for f in files:
                         with contextlib.suppress(FileNotFoundError):
                             f.unlink()
-                    _fsync_dir(pdir)
+                    fsync_path(pdir)
                     self.spool.end_compaction(cid)
                     merged += 1
                     self.stats.compactions += 1
