@@ -352,7 +352,9 @@ def status(
 
 
 def _mode_name(mode: Any) -> str:
-    return mode.name.lower() if hasattr(mode, "name") else str(mode)
+    from .protocol import DhwMode, mode_name
+
+    return str(mode_name(DhwMode, None if mode is None else int(mode)))
 
 
 async def _print_simulated_status(config: Any, want: str | None, n_devices: int) -> int:

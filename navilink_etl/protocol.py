@@ -172,3 +172,24 @@ def half_c_from_f(deg_f: float) -> int:
 
 def f_from_half_c(raw: int) -> float:
     return raw / 2.0 * 9.0 / 5.0 + 32.0
+
+
+def mode_name(enum: type[IntEnum], value: int | None) -> str | None:
+    """A mode number named as its enum member in lower case, ``unknown_<n>`` if not a member."""
+    if value is None:
+        return None
+    try:
+        return enum(value).name.lower()
+    except ValueError:
+        return f"unknown_{value}"
+
+
+def sql_macros() -> dict[str, str]:
+    """``operation_mode_name(m)`` and ``dhw_mode_name(m)``: ``mode_name`` for DuckDB, generated from
+    the enums above so the warehouse names modes exactly as Python does."""
+
+    def case(enum: type[IntEnum]) -> str:
+        whens = " ".join(f"WHEN {m.value} THEN '{m.name.lower()}'" for m in enum)
+        return f"(m) AS CASE m {whens} ELSE 'unknown_' || m END"
+
+    return {"operation_mode_name": case(OperationMode), "dhw_mode_name": case(DhwMode)}

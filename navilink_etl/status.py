@@ -17,7 +17,7 @@ from . import physics
 from .errors import PayloadError
 from .fields import BY_KEY, BY_SI, DECODE, DERIVED_BY_SI, FIELDS, HALF, Field
 from .identity import normalize_mac
-from .protocol import Command, DhwMode, Event, OperationMode
+from .protocol import Command, DhwMode, Event, OperationMode, mode_name
 
 PARSER_VERSION = 1
 
@@ -435,13 +435,7 @@ class DeviceStatus:
     def operation_state(self) -> str | None:
         """``operation_mode`` named: "standby", "heat_pump", "element" or "heat_pump_and_element"
         (what is engaged, docs/protocol.md 5.2; the original's 33/34 never occur), else "unknown_<n>"."""
-        v = self.operation_mode
-        if v is None:
-            return None
-        try:
-            return OperationMode(v).name.lower()
-        except ValueError:
-            return f"unknown_{v}"
+        return mode_name(OperationMode, self.operation_mode)
 
     # raw on/off flags (1 off, 2 on) under the original library's names
     @property

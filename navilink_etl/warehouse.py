@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from . import cop, marts, physics
+from . import cop, marts, physics, protocol
 from .config import NaviLinkConfig
 from .errors import StoreError
 
@@ -55,7 +55,7 @@ DEFAULTS: dict[str, float] = {
 
 # Scalar macros the views share (DDL stays in Python; the views stay plain SELECTs): generated from
 # the Python homes of the unit constants and the heat-pump COP map.
-MACROS: dict[str, str] = {**physics.sql_macros(), **cop.sql_macros()}
+MACROS: dict[str, str] = {**physics.sql_macros(), **cop.sql_macros(), **protocol.sql_macros()}
 
 
 def _polars_to_duckdb(dtype: Any) -> str:

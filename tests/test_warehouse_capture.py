@@ -49,7 +49,7 @@ def test_replay_mode_runs(con) -> None:  # type: ignore[no-untyped-def]
     assert runs == [
         ("dhw_mode", 1, "heat_pump", 30.0), ("dhw_mode", 3, "energy_saver", 30.0),
         ("dhw_mode", 4, "high_demand", 30.0),
-        ("operation_mode", 32, "heat_pump", 30.0), ("operation_mode", 96, "heat_pump+element", 30.0),
+        ("operation_mode", 32, "heat_pump", 30.0), ("operation_mode", 96, "heat_pump_and_element", 30.0),
         ("operation_mode", 64, "element", 30.0),
     ]
 

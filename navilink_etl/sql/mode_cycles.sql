@@ -4,6 +4,8 @@
 -- 5 vacation, 6 off): the run's daily fragments joined (consecutive fragments of one mode are one
 -- run). Gaps do not end a run; covered_s counts only the observed time. run_seq numbers the runs
 -- of each kind 1, 2, ... by start.
+-- mode_name: the macros operation_mode_name / dhw_mode_name, generated from protocol.py's enums
+-- (the same names as Python's; unknown_<n> for a number the enums do not know).
 -- local_day: the local day the run starts.
 -- Inputs: int_mode_fragments, settings. Units: s, Wh, degC.
 with
@@ -34,12 +36,8 @@ select
     mode_kind,
     any_value(mode) as mode,
     case any_value(mode_kind)
-        when 'operation_mode' then case any_value(mode) when 0 then 'standby'
-            when 32 then 'heat_pump' when 64 then 'element' when 96 then 'heat_pump+element'
-            else 'unknown' end
-        else case any_value(mode) when 1 then 'heat_pump' when 2 then 'electric'
-            when 3 then 'energy_saver' when 4 then 'high_demand' when 5 then 'vacation'
-            when 6 then 'off' else 'unknown' end
+        when 'operation_mode' then operation_mode_name(any_value(mode))
+        else dhw_mode_name(any_value(mode))
     end as mode_name,
     cast(run_seq as bigint) as run_seq,
     min(fragment_start) as run_start,
