@@ -154,3 +154,25 @@ def test_counterfactual_reproduces_the_simulated_run(sim: duckdb.DuckDBPyConnect
     stored = sim.sql(f"select * from src_truth_steps where device = '{mac('electric')}'").pl()
     for col in ("elec_upper_wh", "elec_lower_wh", "draw_wh"):
         assert again[col].sum() == pytest.approx(stored[col].sum(), rel=1e-6), col
+
+
+def test_report_section_and_tile_read_the_marts(sim: duckdb.DuckDBPyConnection) -> None:
+    from navilink_etl.report import charts, summary
+    from navilink_etl.report.data import default_period, load
+    from navilink_etl.report.units import Units
+
+    dev = mac("cold_garage")
+    period = default_period(sim, dev, None, None)
+    assert period is not None
+    data = load(sim, dev, period[0], period[1], TZ)
+    eu = rows(sim, f"select cause, sum(element_wh) as wh, sum(avoidable_cost) as ac, "
+                   f"sum(cost) as cost from element_use where device = '{dev}' group by cause")
+    table = {r[0]: r for r in summary.element_cause_table(data).rows}
+    assert {charts.CAUSE_LABEL[r["cause"]] for r in eu} == set(table)
+    for r in eu:
+        assert table[charts.CAUSE_LABEL[r["cause"]]][2] == f"{r['wh'] / 1000:.2f}"
+    s = summary.summarize(data)
+    assert s.element_cost == pytest.approx(sum(r["cost"] for r in eu), rel=1e-9)
+    tile = next(t for t in summary.tiles(s, Units.of("F")) if t.label == "Element energy")
+    assert tile.note.startswith(f"costing ${s.element_cost:,.2f}, $")
+    assert charts.title_of(charts.element_causes(data.element_use, tz=TZ)) == "Why the element ran"
