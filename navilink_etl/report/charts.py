@@ -677,10 +677,10 @@ def element_causes(element_use: pl.DataFrame, *, tz: str = "UTC") -> Figure:
     ends = mdates.date2num(_utc(element_use, "run_end"))
     span = max(float(ends.max() - starts.min()), 1.0 / 24.0)
     width = np.maximum(ends - starts, span / 500.0)  # runs of minutes stay visible over weeks
-    causes = element_use["cause"].to_list()
+    causes = element_use["cause"].to_numpy()
     for yi, c in zip(y, present, strict=True):
-        idx = [i for i, x in enumerate(causes) if x == c]
-        ax_t.broken_barh(list(zip(starts[idx], width[idx], strict=True)), (yi - 0.35, 0.7),
+        idx = causes == c
+        ax_t.broken_barh(np.column_stack([starts[idx], width[idx]]), (yi - 0.35, 0.7),
                          facecolors=CAUSE_COLORS.get(c, CAUSE_COLORS["unknown"]))
     ax_t.set_yticks(y, ["" for _ in present])
     ax_t.set_ylim(-0.6, len(present) - 0.4)
