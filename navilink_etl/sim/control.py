@@ -62,8 +62,9 @@ class Heater:
         truth: TruthLog | None = None,
         plan: Sequence[tuple[float, str, int]] = (),
     ) -> None:
-        """``plan``: timed setting changes (epoch s, "setpoint_half_c" | "mode", value), applied
-        at the first step boundary at or after their time, as a control request would be."""
+        """``plan``: timed setting changes (epoch s, "setpoint_half_c" | "mode" | "vacation_days",
+        value), applied at the first step boundary at or after their time, as a control request
+        would be."""
         if 60.0 % step_s:
             raise ValueError("step_s must divide 60 s")
         self.spec = spec
@@ -307,8 +308,11 @@ class Heater:
                 self.set_setpoint(value)
             elif what == "mode":
                 self.set_mode(value)
+            elif what == "vacation_days":
+                self.set_mode(DhwMode.VACATION, value)
             else:
-                raise ValueError(f"plan: unknown setting {what!r} (setpoint_half_c or mode)")
+                raise ValueError(f"plan: unknown setting {what!r} "
+                                 "(setpoint_half_c, mode or vacation_days)")
         self.plan_next = self.plan[0][0] if self.plan else _INF
 
     def _control(self) -> None:
