@@ -75,4 +75,5 @@ def sql_macros() -> dict[str, str]:
         "cop_map_line": f"(tank_f, a) AS greatest({sql_double(COP_FLOOR)}, {case})",
         "cop_map_f": f"(tank_f, ambient_f) AS cop_map_line(tank_f, {amb})",
         "cop_map": "(tank_c, ambient_c) AS cop_map_f(c_to_f(tank_c), c_to_f(ambient_c))",
+        "hp_lockout_f": f"() AS {sql_double(HP_LOCKOUT_F)}",
     }

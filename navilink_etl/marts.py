@@ -44,6 +44,7 @@ MODELS: tuple[Model, ...] = (
     Model("int_cycle_base", "device + heating cycle", "days", "local_day", "context_end"),
     Model("int_draw_base", "device + draw", "days", "local_day", "draw_end"),
     Model("int_standby_windows", "device + standby window", "days", "local_day", "window_end"),
+    Model("int_element_runs", "device + element run", "days", "local_day", "run_end"),
     Model("int_device_capacity", "device", "device"),
     Model("standby_loss", "device + standby window", "device"),
     Model("int_device_loss", "device", "device"),
@@ -56,6 +57,7 @@ MODELS: tuple[Model, ...] = (
     Model("energy_daily", "device + local day", "device"),
     Model("efficiency_daily", "device + local day", "device"),
     Model("efficiency_monthly", "device + local month", "device"),
+    Model("element_use", "device + element run", "device"),
 )
 
 BY_NAME: dict[str, Model] = {m.name: m for m in MODELS}

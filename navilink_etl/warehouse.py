@@ -48,6 +48,9 @@ DEFAULTS: dict[str, float] = {
     "default_capacity_wh_per_k": 281.0,  # 65-gal tank (241.7 L x 1.163 Wh/(L*K))
     "default_reference_c": 35.0,  # energy-field reference of the 2025-09 firmware (docs/protocol.md 4.4)
     "draw_context_s": 900.0,  # a cycle starting this soon after a draw was triggered by it
+    # element_use: an element run while off or on Vacation with the tank below this is freeze
+    # protection (the device heats to 8 K above its freeze setting of 6-10 degC)
+    "freeze_tank_max_c": 18.0,
     "wh_per_gal_degf": physics.WH_PER_GAL_F,  # unit constants: their home is physics.py
     "degf_per_k": physics.F_PER_K,
 }

@@ -86,7 +86,23 @@ def efficiency(days: int = 4) -> pl.DataFrame:
     return pl.DataFrame({
         "device": ["aabbccddeeff"] * days, "day": d, "heat_out_wh": [4500.0] * days,
         "total_wh": [1500.0] * days, "measured_heat_share": [0.5] * days, "cost": [0.3] * days,
-        "resistance_cost": [0.8] * days, "savings": [0.5] * days,
+        "resistance_cost": [0.8] * days, "savings": [0.5] * days, "element_cost": [0.1] * days,
+    })
+
+
+def element_use() -> pl.DataFrame:
+    """Seven element runs: 3 demand, 2 cold lockout, 1 setpoint raise, 1 anti-Legionella."""
+    causes = ["demand", "cold_lockout", "demand", "setpoint_raise", "cold_lockout", "demand",
+              "anti_legionella"]
+    starts = [T0 + timedelta(hours=5 * k + 2) for k in range(len(causes))]
+    wh = [1200.0 + 100 * k for k in range(len(causes))]
+    avoidable = [w * 0.7 if c in ("demand", "setpoint_raise") else 0.0 for w, c in zip(wh, causes, strict=True)]
+    return pl.DataFrame({
+        "device": ["aabbccddeeff"] * len(causes),
+        "run_start": pl.Series(starts, dtype=TS),
+        "run_end": pl.Series([s + timedelta(minutes=15) for s in starts], dtype=TS),
+        "element_wh": wh, "cost": [w / 1000 * 0.2 for w in wh], "cause": causes,
+        "avoidable_wh": avoidable, "avoidable_cost": [a / 1000 * 0.2 for a in avoidable],
     })
 
 
@@ -95,6 +111,7 @@ def report_data(device: str = "aabbccddeeff", days: int = 4) -> ReportData:
         device=device, start=date(2026, 3, 1), end=date(2026, 3, 1) + timedelta(days=days - 1),
         tz=TZ, status=status(), energy_daily=energy_daily(days), cycles=cycles(),
         recovery=cycles(), draws=draws(), standby=standby(), efficiency=efficiency(days),
+        element_use=element_use(),
     )
 
 

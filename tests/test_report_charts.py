@@ -26,6 +26,7 @@ CHARTS: dict[str, Callable[[], Figure]] = {
     "cop": lambda: charts.cop_vs_ambient(rf.cycles(), period_cop=3.0),
     "standby_draws": lambda: charts.standby_and_draws(rf.standby(), rf.draws(), tz=rf.TZ),
     "coverage": lambda: charts.coverage(rf.energy_daily()),
+    "element_causes": lambda: charts.element_causes(rf.element_use(), tz=rf.TZ),
 }
 EMPTY: dict[str, Callable[[], Figure]] = {
     "timeline": lambda: charts.timeline(rf.status().clear(), rf.cycles().clear(), rf.draws().clear()),
@@ -35,6 +36,7 @@ EMPTY: dict[str, Callable[[], Figure]] = {
     "cop": lambda: charts.cop_vs_ambient(rf.cycles().clear()),
     "standby_draws": lambda: charts.standby_and_draws(rf.standby().clear(), rf.draws().clear()),
     "coverage": lambda: charts.coverage(rf.energy_daily().clear()),
+    "element_causes": lambda: charts.element_causes(rf.element_use().clear()),
 }
 
 

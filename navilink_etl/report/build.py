@@ -72,6 +72,7 @@ def make_charts(data: ReportData, s: summary.Summary, units: Units) -> list[Char
                                                             units=units, tz=tz,
                                                             last_days=TIMELINE_DAYS)),
         Chart("daily_energy", "Electricity", charts.daily_energy(data.energy_daily)),
+        Chart("element_causes", "Why the element ran", charts.element_causes(data.element_use, tz=tz)),
         Chart("cycles", "Heating cycles", charts.cycles(data.cycles, tz=tz)),
         Chart("recovery", "Heating cycles", charts.recovery(data.recovery, units=units)),
         Chart("cop", "Efficiency", charts.cop_vs_ambient(data.cycles, units=units,
@@ -97,6 +98,11 @@ _INTROS = {
                       "reference temperature, and the device's own charge estimate.",
     "Electricity": "Electricity we measured from the status samples, split by what was running, "
                    "against the device's own daily history (EMS).",
+    "Why the element ran": "Each run of an element with its cause, read from the DHW mode, the "
+                           "room temperature, setpoint changes, the anti-Legionella cycle and "
+                           "freeze protection. 'Avoidable' is the element's electricity minus what "
+                           "the heat pump would have used for the same heat, where a setting "
+                           "could have avoided it.",
     "Heating cycles": "A heating cycle is one run of the heat pump and/or an element.",
     "Efficiency": "COP is heat delivered per unit of electricity. Only cycles without a draw can "
                   "be measured; the others are modelled from them.",
@@ -114,7 +120,8 @@ def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
     out = []
     for name in order:
         imgs = [images[c.slug] for c in chart_list if c.section == name and c.slug in images]
-        tables = [summary.coverage_table(data)] if name == "Data quality" else []
+        tables = {"Data quality": [summary.coverage_table(data)],
+                  "Why the element ran": [summary.element_cause_table(data)]}.get(name, [])
         out.append(Section(name, _INTROS.get(name, ""), imgs, tables))
     out.append(Section("About these numbers", notes=[*s.notes, *_METHOD_NOTES]))
     return out

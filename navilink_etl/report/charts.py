@@ -43,6 +43,18 @@ COLORS: dict[str, str] = {
     "warn": "#d62728",
     "ok": "#4c9f70",
 }
+# element_use.cause: its fixed vocabulary in reading order, a label and a colour each
+CAUSE_LABEL: dict[str, str] = {
+    "mode_electric": "Electric mode", "mode_high_demand": "High Demand mode",
+    "cold_lockout": "Room too cold for the heat pump", "demand": "Heavy use (demand)",
+    "setpoint_raise": "Setpoint raised", "anti_legionella": "Anti-Legionella cycle",
+    "freeze_protection": "Freeze protection", "unknown": "Unknown",
+}
+CAUSE_COLORS: dict[str, str] = {
+    "mode_electric": "#e76f51", "mode_high_demand": "#f4a261", "cold_lockout": "#2e86c1",
+    "demand": "#8d6cab", "setpoint_raise": "#e9c46a", "anti_legionella": "#264653",
+    "freeze_protection": "#76b5c5", "unknown": "#a6a6a6",
+}
 MIX_ORDER: tuple[str, ...] = ("heat_pump", "hybrid", "element")
 MIX_LABEL: dict[str, str] = {"heat_pump": "Heat pump only", "hybrid": "Hybrid", "element": "Element only"}
 
@@ -622,4 +634,57 @@ def coverage(energy_daily: pl.DataFrame, *, threshold: float = COVERAGE_OK) -> F
     ax_g.grid(False)
     ax_g.spines["right"].set_visible(True)
     _day_axis(ax, x)
+    return fig
+
+
+# --- why the element ran ------------------------------------------------------------------------
+
+
+@_styled
+def element_causes(element_use: pl.DataFrame, *, tz: str = "UTC") -> Figure:
+    """Element electricity by cause (the avoidable part hatched) and every element run in time.
+
+    ``element_use``: run_start, run_end, element_wh, avoidable_wh, cause.
+    """
+    fig, axes = _figure(
+        "Why the element ran",
+        "Left: element electricity per cause, the part a setting could have avoided hatched; "
+        "right: each element run in time, one row per cause.",
+        width=12, height=4.2, ncols=2)
+    ax_k, ax_t = axes[0]
+    ax_k.set(title="Element electricity by cause", xlabel="Electricity (kWh)",
+             ylabel="Cause (kWh per cause)")
+    ax_t.set(title="Element runs", xlabel="Time (local)", ylabel="Cause (one bar per run)")
+    if element_use.is_empty():
+        _empty(ax_k, "No element use in this period")
+        _empty(ax_t, "No element use in this period")
+        return fig
+    present = [c for c in CAUSE_LABEL if c in set(element_use["cause"].to_list())]
+    present += sorted(set(element_use["cause"].drop_nulls().to_list()) - set(present))
+    per = element_use.group_by("cause").agg(pl.col("element_wh").sum() / 1000.0,
+                                            pl.col("avoidable_wh").sum() / 1000.0)
+    kwh = dict(zip(per["cause"].to_list(), per["element_wh"].to_list(), strict=True))
+    avoid = dict(zip(per["cause"].to_list(), per["avoidable_wh"].to_list(), strict=True))
+    y = np.arange(len(present))[::-1]
+    colors = [CAUSE_COLORS.get(c, CAUSE_COLORS["unknown"]) for c in present]
+    ax_k.barh(y, [kwh[c] for c in present], color=colors, height=0.7)
+    ax_k.barh(y, [avoid[c] or 0.0 for c in present], color="none", edgecolor="#1d1d1f",
+              hatch="///", height=0.7, lw=0, label="Avoidable")
+    ax_k.set_yticks(y, [CAUSE_LABEL.get(c, c) for c in present])
+    ax_k.legend(loc="lower right")
+    ax_k.grid(axis="y", visible=False)
+    starts = mdates.date2num(_utc(element_use, "run_start"))
+    ends = mdates.date2num(_utc(element_use, "run_end"))
+    span = max(float(ends.max() - starts.min()), 1.0 / 24.0)
+    width = np.maximum(ends - starts, span / 500.0)  # runs of minutes stay visible over weeks
+    causes = element_use["cause"].to_numpy()
+    for yi, c in zip(y, present, strict=True):
+        idx = causes == c
+        ax_t.broken_barh(np.column_stack([starts[idx], width[idx]]), (yi - 0.35, 0.7),
+                         facecolors=CAUSE_COLORS.get(c, CAUSE_COLORS["unknown"]))
+    ax_t.set_yticks(y, ["" for _ in present])
+    ax_t.set_ylim(-0.6, len(present) - 0.4)
+    ax_t.grid(axis="y", visible=False)
+    ax_t.xaxis_date()
+    _time_axis(ax_t, tz)
     return fig

@@ -5,7 +5,7 @@ Only selection happens here (device, period, columns); every derived number come
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ class ReportData:
     standby: pl.DataFrame  # standby_loss
     efficiency: pl.DataFrame  # efficiency_daily
     tariff: str = ""  # how costs were priced, e.g. "flat $0.170/kWh" (from the settings table)
+    element_use: pl.DataFrame = field(default_factory=pl.DataFrame)  # element_use
 
     @property
     def days(self) -> int:
@@ -138,6 +139,8 @@ def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
                          "and window_start < ? order by window_start", dev_ts),
         efficiency=_pl(con, "select * from efficiency_daily where device = ? and day between ? "
                             "and ? order by day", dev_day),
+        element_use=_pl(con, "select * from element_use where device = ? and run_start >= ? "
+                             "and run_start < ? order by run_start", dev_ts),
     )
 
 

@@ -1,7 +1,7 @@
 """Headline figures for one report period: the warehouse's daily rows summed over the period.
 
-Nothing is re-derived here: the daily numbers come from ``energy_daily``, ``efficiency_daily``
-and ``draws``, summed exactly as ``efficiency_monthly`` sums a month (SPF = sum heat / sum
+Nothing is re-derived here: the daily numbers come from ``energy_daily``, ``efficiency_daily``,
+``draws`` and ``element_use``, summed exactly as ``efficiency_monthly`` sums a month (SPF = sum heat / sum
 electricity, never a mean of daily or cycle COPs).
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .charts import COVERAGE_OK, Tile
+from .charts import CAUSE_LABEL, COVERAGE_OK, Tile
 from .data import ReportData
 from .html import Table
 from .units import Units
@@ -31,6 +31,7 @@ class Summary:
     hp_share: float | None  # share of heating electricity that went to the heat pump
     cost: float | None
     element_cost: float | None
+    avoidable_element_cost: float | None  # the part a setting could have avoided (element_use)
     resistance_cost: float | None  # the same heat from an electric-resistance heater
     savings: float | None
     hot_water_gal: float | None  # equivalent gallons at the tank-to-inlet rise (draws view)
@@ -78,8 +79,8 @@ def summarize(data: ReportData) -> Summary:
     if measured is not None:
         notes.append(f"{100 * measured:.0f} % of the heat delivered was measured (cycles without a "
                      "draw); the rest is modelled from the unit's own measured cycles.")
-    if _sum(ef, "element_cost") is None:
-        notes.append("Element cost is not shown: efficiency_daily has no cost per heat source.")
+    if _sum(ef, "element_cost") is None and elem > 0:
+        notes.append("Element cost is not shown: no price covers the element's running time.")
     vol = _sum(data.draws, "equivalent_gal")
     return Summary(
         days=data.days, days_with_data=ed.height, electricity_wh=total, compressor_wh=comp,
@@ -87,6 +88,7 @@ def summarize(data: ReportData) -> Summary:
         period_cop=cop,
         hp_share=comp / (comp + elem) if comp + elem > 0 else None,
         cost=_sum(ef, "cost"), element_cost=_sum(ef, "element_cost"),
+        avoidable_element_cost=_sum(data.element_use, "avoidable_cost"),
         resistance_cost=_sum(ef, "resistance_cost"), savings=_sum(ef, "savings"),
         hot_water_gal=vol, draw_energy_wh=_sum(data.draws, "energy_wh"), draws=data.draws.height,
         coverage=cov, days_low_coverage=low, tariff=data.tariff, notes=notes,
@@ -109,8 +111,10 @@ def tiles(s: Summary, units: Units) -> list[Tile]:
              "all heat / all electricity" + ("" if s.measured_heat_share is None else
                                               f"; {100 * s.measured_heat_share:.0f} % measured")),
         Tile("Element energy", _fmt(s.element_wh / 1000, ".1f", " kWh"),
-             "element cost not in the views" if s.element_cost is None
-             else f"costing ${s.element_cost:,.2f}"),
+             "no price covers the element's time" if s.element_cost is None
+             else f"costing ${s.element_cost:,.2f}" + (
+                 "" if s.avoidable_element_cost is None
+                 else f", ${s.avoidable_element_cost:,.2f} avoidable")),
         Tile("Hot water delivered", _fmt(vol, ",.0f", f" {units.volume}"),
              f"{s.draws} draws" + ("" if s.draw_energy_wh is None else
                                    f", {s.draw_energy_wh / 1000:.1f} kWh of heat")),
@@ -121,6 +125,26 @@ def tiles(s: Summary, units: Units) -> list[Tile]:
         Tile("Data coverage", _fmt(None if s.coverage is None else 100 * s.coverage, ".1f", " %"),
              f"{s.days_low_coverage} day(s) below {COVERAGE_OK:.0%}"),
     ]
+
+
+def element_cause_table(data: ReportData) -> Table:
+    """One row per cause of element use (element_use summed): runs, kWh, cost, avoidable part."""
+    eu = data.element_use
+    if eu.is_empty():
+        return Table(["Cause", "Runs", "Element (kWh)", "Cost", "Avoidable (kWh)", "Avoidable cost"],
+                     [])
+    per = eu.group_by("cause").agg(
+        pl.len().alias("runs"), pl.col("element_wh").sum(), pl.col("avoidable_wh").sum(),
+        pl.col("cost").sum().alias("cost"), pl.col("avoidable_cost").sum().alias("avoidable_cost"),
+        pl.col("cost").is_null().all().alias("unpriced"))
+    order = {c: i for i, c in enumerate(CAUSE_LABEL)}
+    rows = []
+    for r in sorted(per.iter_rows(named=True), key=lambda r: order.get(r["cause"], 99)):
+        money = (lambda v: "n/a") if r["unpriced"] else (lambda v: f"${v or 0:,.2f}")
+        rows.append([CAUSE_LABEL.get(r["cause"], r["cause"]), r["runs"],
+                     f"{r['element_wh'] / 1000:.2f}", money(r["cost"]),
+                     f"{r['avoidable_wh'] / 1000:.2f}", money(r["avoidable_cost"])])
+    return Table(["Cause", "Runs", "Element (kWh)", "Cost", "Avoidable (kWh)", "Avoidable cost"], rows)
 
 
 def coverage_table(data: ReportData) -> Table:

@@ -10,7 +10,7 @@ Times are UTC epoch seconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,7 +60,11 @@ class Heater:
         anti_legionella_days: int | None = None,
         fan_hours: float = 185.0,
         truth: TruthLog | None = None,
+        plan: Sequence[tuple[float, str, int]] = (),
     ) -> None:
+        """``plan``: timed setting changes (epoch s, "setpoint_half_c" | "mode" | "vacation_days",
+        value), applied at the first step boundary at or after their time, as a control request
+        would be."""
         if 60.0 % step_s:
             raise ValueError("step_s must divide 60 s")
         self.spec = spec
@@ -126,6 +130,9 @@ class Heater:
         self.pending_trigger: str | None = None  # why the next demand starts, if known
         self.pending_at = -_INF
         self.demand_trigger = "standby_loss"
+        self.element_cause: str | None = None  # why the elements are on now (docs: ELEMENT_CAUSES)
+        self.plan = sorted(plan)
+        self.plan_next = self.plan[0][0] if self.plan else _INF
         self.on_event: Callable[[float, int], None] | None = None
         self._sig = self._signature()
         # draws
@@ -141,6 +148,7 @@ class Heater:
         self._minute_end = (math.floor(self.t / TRUTH_STEP_S) + 1) * TRUTH_STEP_S
         self._minute_start = self.t
         self._macc = [0.0] * 11
+        self._m_cause: dict[str, float] = {}  # element Wh per cause in the open minute
         self._m_cycle: int | None = None
         self._m_draw: int | None = None
         self.cycle_id = 0
@@ -293,8 +301,24 @@ class Heater:
                 self.al_active = True
                 self.pending_trigger, self.pending_at = "anti_legionella", t
 
+    def _apply_plan(self) -> None:
+        while self.plan and self.plan[0][0] <= self.t + 1e-6:
+            _, what, value = self.plan.pop(0)
+            if what == "setpoint_half_c":
+                self.set_setpoint(value)
+            elif what == "mode":
+                self.set_mode(value)
+            elif what == "vacation_days":
+                self.set_mode(DhwMode.VACATION, value)
+            else:
+                raise ValueError(f"plan: unknown setting {what!r} "
+                                 "(setpoint_half_c, mode or vacation_days)")
+        self.plan_next = self.plan[0][0] if self.plan else _INF
+
     def _control(self) -> None:
         t = self.t
+        if t >= self.plan_next - 1e-6:
+            self._apply_plan()
         if t >= self.electric_revert_at or (self.mode == _VACATION and t >= self.vacation_end) \
                 or (self.al_enabled and t >= self.al_next):
             self._timed_settings()
@@ -346,8 +370,9 @@ class Heater:
         else:
             self.demand = False
             self.upper_latch = False
+        freeze_only = False
         if self.freeze_active and not (want_up or want_lo or want_hp):
-            want_lo = True
+            want_lo = freeze_only = True
         self.busy = self.demand or self.al_active or self.freeze_active
         if self.busy and not was_busy:
             trig = self.pending_trigger if t - self.pending_at < 600.0 else None
@@ -356,6 +381,10 @@ class Heater:
                 trig = "draw" if drawing else "standby_loss"
             self.demand_trigger = trig
             self.pending_trigger = None
+        if want_up or want_lo:
+            self.element_cause = self._element_cause(eff, freeze_only)
+        else:
+            self.element_cause = None
         # heat-pump start sequence
         if want_hp:
             if self.phase == HP_OFF:
@@ -393,8 +422,24 @@ class Heater:
             if self.on_event is not None:
                 self.on_event(t, int(code))
 
+    def _element_cause(self, eff: int, freeze_only: bool) -> str:
+        """Why the controller has an element on (the truth of ``element_use.cause``)."""
+        if self.al_active:
+            return "anti_legionella"
+        if freeze_only:
+            return "freeze_protection"
+        if eff == _ELECTRIC:
+            return "mode_electric"
+        if c_to_f(self.ambient_c) < HP_LOCKOUT_F:
+            return "cold_lockout"
+        if eff == _BOOST:
+            return "mode_high_demand"
+        if self.demand_trigger == "setpoint_raise":
+            return "setpoint_raise"
+        return "demand"
+
     def _next_event(self) -> float:
-        nxt = self.phase_until
+        nxt = min(self.phase_until, self.plan_next)
         if self.draw is not None:
             nxt = min(nxt, self.draw.end)
         elif self.next_draw is not None:
@@ -448,7 +493,8 @@ class Heater:
                 or self.upper_on or self.lower_on or t < self.wind_down_until
                 or abs(t / self.step_s - round(t / self.step_s)) > 1e-9):
             return t
-        lim = min(t_limit, self.electric_revert_at, self.al_next if self.al_enabled else _INF)
+        lim = min(t_limit, self.electric_revert_at, self.al_next if self.al_enabled else _INF,
+                  self.plan_next)
         if self.next_draw is not None:
             lim = min(lim, self.next_draw.start)
         if self.mode == DhwMode.VACATION:
@@ -518,9 +564,10 @@ class Heater:
                     m[6] + float(cum_loss[k] - cum_loss[prev_k]), m[7], m[8],
                     cap * (float(mean[k]) - ref), float(mean[k]), float(up[k]), float(lo[k]),
                     float(amb[k - 1]), self.inlet(self._minute_start), sp_c, dmode, m[9], m[10],
-                    self._m_cycle, self._m_draw,
+                    self._m_cycle, self._m_draw, self._minute_cause(),
                 ))
             m = [0.0] * 11
+            self._m_cause = {}
             self._m_cycle = self._m_draw = None
             self._minute_start = float(times[k])
             prev_k = k
@@ -598,6 +645,9 @@ class Heater:
         m[8] += draw_wh
         m[9] += dt if self.comp_on else 0.0
         m[10] += dt if (self.upper_on or self.lower_on) else 0.0
+        if e_up or e_lo:
+            cause = self.element_cause or "unknown"
+            self._m_cause[cause] = self._m_cause.get(cause, 0.0) + e_up + e_lo
         c = self.cycle
         if c is not None:
             c[0] += e_comp
@@ -649,6 +699,11 @@ class Heater:
             (mean1 - mean0) / dur_h, (c[3] + c[4]) / dur_h,
         ))
 
+    def _minute_cause(self) -> str | None:
+        """The cause of most of the open minute's element energy (None without any)."""
+        mc = self._m_cause
+        return max(mc, key=mc.__getitem__) if mc else None
+
     def finish(self) -> None:
         """End of a run: write the open cycle and draw to the truth, cut at the current time."""
         if self.cycle is not None:
@@ -685,8 +740,10 @@ class Heater:
                 nodes[spec.upper_sensor_node], nodes[spec.lower_sensor_node],
                 self.ambient_c, self.inlet(t0), self.setpoint_half_c / 2.0,
                 self.mode if self.power_on else _OFF, m[9], m[10], self._m_cycle, self._m_draw,
+                self._minute_cause(),
             ))
         self._macc = [0.0] * 11
+        self._m_cause = {}
         self._m_cycle = self.cycle_id if self.cycle is not None else None
         self._m_draw = self.draw.draw_id if self.draw is not None else None
         self._minute_start = t1

@@ -15,6 +15,7 @@ from .truth import cycle_schema, device_schema, draw_schema, step_schema
 STEP_FIELDS = tuple(k for k in step_schema() if k != "device")
 CYCLE_FIELDS = tuple(k for k in cycle_schema() if k != "device")
 DRAW_FIELDS = tuple(k for k in draw_schema() if k != "device")
+_OBJECT_FIELDS = ("cycle_id", "draw_id", "elec_element_cause")  # nullable: kept as lists
 
 
 def _utc(t: float) -> datetime:
@@ -40,7 +41,7 @@ class TruthLog:
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in STEP_FIELDS]
         out: dict[str, Any] = {}
         for f, c in zip(STEP_FIELDS, cols, strict=True):
-            out[f] = list(c) if f in ("cycle_id", "draw_id") else np.asarray(c, dtype=np.float64)
+            out[f] = list(c) if f in _OBJECT_FIELDS else np.asarray(c, dtype=np.float64)
         out["dhw_mode"] = np.asarray(out["dhw_mode"], dtype=np.int32)
         return out
 

@@ -44,7 +44,15 @@ def step_schema() -> dict[str, Any]:
         "dhw_mode": pl.Int32, "compressor_s": pl.Float64, "element_s": pl.Float64,
         "cycle_id": pl.Int64,  # null when no heating cycle is active
         "draw_id": pl.Int64,  # null when no draw is active
+        # why the controller ran an element (ELEMENT_CAUSES); null without element energy; in a
+        # minute with two causes, the one with more element energy
+        "elec_element_cause": pl.String,
     }  # fmt: skip
+
+
+# the fixed vocabulary of ``elec_element_cause`` (and of the warehouse's element_use.cause)
+ELEMENT_CAUSES = ("mode_electric", "mode_high_demand", "cold_lockout", "demand", "setpoint_raise",
+                  "anti_legionella", "freeze_protection", "unknown")
 
 
 def cycle_schema() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 -- efficiency_daily: one row per device per local day: seasonal performance (SPF = sum heat /
 -- sum electricity, never a mean of cycle COPs), heat-pump share of electricity, element kWh, cost
 -- under settings.tariff and savings versus an electric-resistance heater delivering the same heat
--- (1 Wh per Wh, at the day's energy-weighted price). Heat is taken per heating cycle, on the day
+-- (1 Wh per Wh, at the day's energy-weighted price); element_cost is the element's part of cost. Heat is taken per heating cycle, on the day
 -- the cycle starts; measured_heat_share says how much of it was measured rather than modelled.
 -- Inputs: energy_daily, heating_cycles, int_day_energy (cost from int_energy_slots).
 -- Units: Wh, kWh, $, 0-1.
@@ -16,7 +16,7 @@ cycles as (
 ),
 
 priced_days as (
-    select device, local_day, cost, priced_wh from int_day_energy
+    select device, local_day, cost, element_cost, priced_wh from int_day_energy
 ),
 
 heat as (
@@ -48,6 +48,7 @@ select
     coalesce(h.heat_out_wh, 0) / nullif(d.total_wh, 0) as spf,
     d.compressor_wh / nullif(d.compressor_wh + d.element_wh, 0) as heat_pump_share,
     c.cost,
+    c.element_cost,
     c.cost / nullif(c.priced_wh / 1000.0, 0) as price_per_kwh,
     coalesce(h.heat_out_wh, 0) / 1000.0 * c.cost / nullif(c.priced_wh / 1000.0, 0)
         as resistance_cost,

@@ -23,6 +23,7 @@ select
     sum(heat_out_wh) / nullif(sum(total_wh), 0) as spf,
     sum(compressor_wh) / nullif(sum(compressor_wh) + sum(element_wh), 0) as heat_pump_share,
     sum(cost) as cost,
+    sum(element_cost) as element_cost,
     sum(resistance_cost) as resistance_cost,
     sum(savings) as savings,
     sum(coverage) / (extract(day from last_day(min(day)))) as coverage

@@ -1,7 +1,7 @@
 -- int_day_energy: one row per device per local day with pieces or gaps: electricity by source
 -- integrated from the pieces, observed seconds, samples, gap seconds (int_gaps) and the day's cost
--- under settings.tariff (int_energy_slots; priced_wh is the energy a price covered). Stored, keyed
--- by local_day; covered_s is NULL on a day with gaps only (an outage). first_ / last_sample_at
+-- under settings.tariff (int_energy_slots; priced_wh is the energy a price covered; element_cost
+-- the element's part). Stored, keyed by local_day; covered_s is NULL on a day with gaps only (an outage). first_ / last_sample_at
 -- bound the day's samples (a refresh finds where new samples join the stored ones).
 -- Inputs: int_intervals, int_gaps, int_energy_slots. Units: Wh, s, $.
 with
@@ -47,6 +47,7 @@ costs as (
         device,
         local_day,
         sum(cost) as cost,
+        sum(element_cost) as element_cost,
         sum(total_wh) filter (where price_per_kwh is not null) as priced_wh
     from slots
     group by device, local_day
@@ -58,6 +59,7 @@ select
     i.* exclude (device, local_day),
     coalesce(g.gap_s, 0) as gap_s,
     c.cost,
+    c.element_cost,
     c.priced_wh
 from integrated as i
 full join gap_days as g on g.device = i.device and g.local_day = i.local_day

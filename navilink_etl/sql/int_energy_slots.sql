@@ -3,6 +3,7 @@
 -- 'tou' (tariff_tou: the device's own plan, else a plan for every device; season bit m-1 for
 -- month m, week bits Sunday 128 ... Saturday 2, minutes in local time), 'csv' (tariff_csv: each
 -- price holds until the next row). A slot no plan covers has a NULL price.
+-- element_cost prices the slot's element Wh alone.
 -- Inputs: int_intervals, settings, tariff_tou, tariff_csv. Units: Wh, $/kWh, $.
 with
 
@@ -86,5 +87,6 @@ select
     standby_wh,
     total_wh,
     price_per_kwh,
-    total_wh / 1000.0 * price_per_kwh as cost
+    total_wh / 1000.0 * price_per_kwh as cost,
+    element_wh / 1000.0 * price_per_kwh as element_cost
 from priced
