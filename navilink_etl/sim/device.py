@@ -221,7 +221,8 @@ class SimulatedDevice:
     Beyond the model's arguments: ``draws`` ("household", "doe-low|medium|high", None or a
     ``DrawStream``), ``reference_c`` of the energy fields, ``ua_w_per_k``, ``ems_tz`` (the device's
     local clock: EMS days and the household's routine), and ``Heater`` options such as ``mode``,
-    ``setpoint_half_c``, ``initial_c``, ``compressor_start_delay_s``, ``anti_legionella_days``.
+    ``setpoint_half_c``, ``initial_c``, ``compressor_start_delay_s``, ``anti_legionella_days``,
+    ``cop_scale`` (multiplies the COP map: a better or worse unit than the map).
     """
 
     def __init__(
@@ -397,6 +398,7 @@ class SimulatedDevice:
             "voltage_v": self.spec.voltage_v, "element_w": self.heater.element_w,
             "location": self.location, "seed": self.seed, "reference_c": self.reference_c,
             "firmware": self.firmware, "poll_interval_s": poll_interval_s,
+            "cop_scale": self.heater.cop_scale,
         }
 
 
