@@ -177,5 +177,6 @@ def test_history_has_one_row_per_iso_week_and_adds_up(sim: duckdb.DuckDBPyConnec
     assert len(fitted_weeks) >= 3
     for r in fitted_weeks:
         assert r["cop_factor"] == pytest.approx(truth[r["device"]]["cop_scale"], rel=0.07), r
+        assert abs(r["cop_factor"] - truth[r["device"]]["cop_scale"]) <= 3 * r["cop_factor_se"], r
     for r in (r for r in hist if r["n_standby_windows"] >= 2):
         assert r["ua_w_per_k"] == pytest.approx(truth[r["device"]]["ua_w_per_k"], rel=0.10), r

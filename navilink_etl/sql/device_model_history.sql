@@ -1,5 +1,5 @@
 -- device_model_history: one row per device per ISO week (Monday to Sunday, local days) with data:
--- the device_model fit over that week's own standby windows, measured cycles, element-only pieces,
+-- the device_model fit over that week's own standby windows, measured cycles, element pieces,
 -- reported states and flushing draws, so a parameter that drifts shows week by week. Same methods
 -- and errors as device_model (docs/metrics.md 2.12); a parameter is NULL in a week without data for
 -- it (never a default). capacity_wh_per_k: the week's setpoint slope when it saw two setpoints, else
@@ -113,6 +113,8 @@ standby as (
     group by device, week
 ),
 
+-- the map temperature as in device_model, read with the week's capacity (the device's current one
+-- when the week has none), and again with it one standard error higher
 cycle_ratios as (
     select
         c.device,
@@ -121,7 +123,15 @@ cycle_ratios as (
             + (1 + 1 / a.condenser_share) / 2
               * (h.map_b_reference_wh + h.map_b_stored_wh
                  / coalesce(k.slope, k.reference, m.capacity_wh_per_k))
-            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh) as ratio
+            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh) as ratio,
+        c.measured_heat_wh / (h.map_a_wh
+            + (1 + 1 / a.condenser_share) / 2
+              * (h.map_b_reference_wh + h.map_b_stored_wh
+                 / (coalesce(k.slope, k.reference, m.capacity_wh_per_k)
+                    + coalesce(case when k.slope is not null then k.slope_se
+                                    else k.reference_se end, 0)))
+            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh)
+            as ratio_c_high
     from cycles as c
     join hp_map as h on c.device = h.device and c.cycle_start = h.cycle_start
     join models as m on c.device = m.device
@@ -134,7 +144,8 @@ measured_cycles as (
         device,
         week,
         median(ratio) as cop_factor,
-        1.2533 * stddev_samp(ratio) / sqrt(count(*)) as cop_se,
+        sqrt((1.2533 * stddev_samp(ratio) / sqrt(count(*))) ^ 2
+             + (median(ratio_c_high) - median(ratio)) ^ 2) as cop_se,
         count(*) as n_cycles
     from cycle_ratios
     group by device, week
