@@ -2,8 +2,9 @@
 against simulated heaters with known constants (docs/metrics.md 2.12 and section 4).
 
 Three heaters simulated once per module: a 65-gal basement unit whose heat pump is 15 % better
-than the map, a 50-gal unit on 208 V in conditioned space 15 % worse, both in Energy Saver for
-ten days, and a short Electric-mode run (element-only heating).
+than the map, a 50-gal unit on 208 V in conditioned space 15 % worse on the newer firmware (which
+reports the energy fields' reference), both in Energy Saver for ten days, and a short
+Electric-mode run (element-only heating).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ HEATERS: dict[str, dict[str, Any]] = {
     "better_65": {"seed": 1, "days": 10, "volume_gal": 65, "location": "basement",
                   "cop_scale": 1.15},
     "worse_50": {"seed": 2, "days": 10, "volume_gal": 50, "location": "conditioned",
-                 "voltage_v": 208, "cop_scale": 0.85},
+                 "voltage_v": 208, "cop_scale": 0.85, "firmware": "2025-10"},
     "electric": {"seed": 3, "days": 2.5, "volume_gal": 80, "location": "basement", "mode": 2},
 }
 MODEL_COLUMNS = [

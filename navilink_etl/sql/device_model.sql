@@ -5,8 +5,8 @@
 -- median's over the standby windows (1.2533 x sd / sqrt(n)) combined with the capacity's (UA = C k).
 -- cop_factor scales the COP map (macro cop_map) read at the heat pump's own temperature
 -- (int_cycle_hp_map): the median of measured heat / (compressor Wh x map COP) over the measurable
--- heat-pump-only cycles; its error the median's combined with the capacity's (which moves the map
--- temperature). element_w is the mean element power over
+-- heat-pump-only cycles, the cycle's standby loss taken at the tank mean from the stored energy;
+-- its error the median's combined with the capacity's (which moves that mean). element_w is the mean element power over
 -- element-only pieces (else hybrid ones, int_element_days), its error the ratio estimator's over
 -- days with the reading's resolution and the compressor share's error added. inlet_c is the mean
 -- lowest lower-thermistor reading of the lowest tenth of the draws that flushed it over the last 30
@@ -132,37 +132,47 @@ capacity_error as (
     left join standby as sb using (device)
 ),
 
--- per cycle: map temperature = (mean + condenser zone) / 2, with mean = reference + stored / C and
--- condenser zone = (mean - (1 - f) x upper) / f, f the condenser share; COP = a + b x temperature.
--- ratio_c_high reads the map with C one standard error higher (the capacity's share of the error).
+-- per measured heat-pump-only cycle, with C and with C one standard error higher (high: the
+-- capacity's share of the error): the heat delivered, its standby loss taken at the tank mean from
+-- the stored energy (reference + stored / C) rather than the thermistor mean int_cycles uses, and
+-- compressor Wh x map COP with the map read at (mean + condenser zone) / 2, the condenser zone
+-- being (mean - (1 - f) x upper) / f for the condenser share f (COP = a + b x temperature)
+cycle_capacity as (
+    select
+        c.*,
+        x.high,
+        m.capacity_wh_per_k + case when x.high then coalesce(ce.se, 0) else 0 end as c_wh_per_k
+    from cycles as c
+    join models as m on c.device = m.device
+    join capacity_error as ce on c.device = ce.device
+    cross join (values (false), (true)) as x(high)
+    where c.measurable and c.compressor_wh > 100 and c.element_wh = 0
+),
+
 cycle_ratios as (
     select
         c.device,
-        c.measured_heat_wh / (h.map_a_wh
-            + (1 + 1 / a.condenser_share) / 2
-              * (h.map_b_reference_wh + h.map_b_stored_wh / m.capacity_wh_per_k)
-            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh) as ratio,
-        c.measured_heat_wh / (h.map_a_wh
-            + (1 + 1 / a.condenser_share) / 2
-              * (h.map_b_reference_wh
-                 + h.map_b_stored_wh / (m.capacity_wh_per_k + coalesce(ce.se, 0)))
-            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh)
-            as ratio_c_high
-    from cycles as c
+        c.high,
+        (c.measured_heat_wh - c.loss_wh
+         + c.ua_w_per_k * (h.excess_reference_kh + h.stored_wh_h / c.c_wh_per_k))
+        / (h.map_a_wh
+           + (1 + 1 / a.condenser_share) / 2
+             * (h.map_b_reference_wh + h.map_b_stored_wh / c.c_wh_per_k)
+           - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh) as ratio
+    from cycle_capacity as c
     join hp_map as h on c.device = h.device and c.cycle_start = h.cycle_start
-    join models as m on c.device = m.device
-    join capacity_error as ce on c.device = ce.device
     cross join assumptions as a
-    where c.measurable and c.compressor_wh > 100 and c.element_wh = 0
 ),
 
 measured_cycles as (
     select
         device,
-        count(*) as n_cycles,
-        median(ratio) as cop_factor,
-        sqrt((1.2533 * stddev_samp(ratio) / sqrt(count(*))) ^ 2
-             + (median(ratio_c_high) - median(ratio)) ^ 2) as cop_se
+        count(*) filter (where not high) as n_cycles,
+        median(ratio) filter (where not high) as cop_factor,
+        sqrt((1.2533 * stddev_samp(ratio) filter (where not high)
+              / sqrt(count(*) filter (where not high))) ^ 2
+             + (median(ratio) filter (where high) - median(ratio) filter (where not high)) ^ 2)
+            as cop_se
     from cycle_ratios
     group by device
 ),

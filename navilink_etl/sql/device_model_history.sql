@@ -113,29 +113,35 @@ standby as (
     group by device, week
 ),
 
--- the map temperature as in device_model, read with the week's capacity (the device's current one
--- when the week has none), and again with it one standard error higher
+-- as in device_model, with the week's capacity (the device's current one when the week has none)
+cycle_capacity as (
+    select
+        c.*,
+        x.high,
+        coalesce(k.slope, k.reference, m.capacity_wh_per_k)
+            + case when x.high
+                   then coalesce(case when k.slope is not null then k.slope_se
+                                      else k.reference_se end, 0)
+                   else 0 end as c_wh_per_k
+    from cycles as c
+    join models as m on c.device = m.device
+    left join capacity as k on c.device = k.device and c.week = k.week
+    cross join (values (false), (true)) as x(high)
+),
+
 cycle_ratios as (
     select
         c.device,
         c.week,
-        c.measured_heat_wh / (h.map_a_wh
-            + (1 + 1 / a.condenser_share) / 2
-              * (h.map_b_reference_wh + h.map_b_stored_wh
-                 / coalesce(k.slope, k.reference, m.capacity_wh_per_k))
-            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh) as ratio,
-        c.measured_heat_wh / (h.map_a_wh
-            + (1 + 1 / a.condenser_share) / 2
-              * (h.map_b_reference_wh + h.map_b_stored_wh
-                 / (coalesce(k.slope, k.reference, m.capacity_wh_per_k)
-                    + coalesce(case when k.slope is not null then k.slope_se
-                                    else k.reference_se end, 0)))
-            - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh)
-            as ratio_c_high
-    from cycles as c
+        c.high,
+        (c.measured_heat_wh - c.loss_wh
+         + c.ua_w_per_k * (h.excess_reference_kh + h.stored_wh_h / c.c_wh_per_k))
+        / (h.map_a_wh
+           + (1 + 1 / a.condenser_share) / 2
+             * (h.map_b_reference_wh + h.map_b_stored_wh / c.c_wh_per_k)
+           - (1 - a.condenser_share) / (2 * a.condenser_share) * h.map_b_upper_wh) as ratio
+    from cycle_capacity as c
     join hp_map as h on c.device = h.device and c.cycle_start = h.cycle_start
-    join models as m on c.device = m.device
-    left join capacity as k on c.device = k.device and c.week = k.week
     cross join assumptions as a
 ),
 
@@ -143,10 +149,12 @@ measured_cycles as (
     select
         device,
         week,
-        median(ratio) as cop_factor,
-        sqrt((1.2533 * stddev_samp(ratio) / sqrt(count(*))) ^ 2
-             + (median(ratio_c_high) - median(ratio)) ^ 2) as cop_se,
-        count(*) as n_cycles
+        median(ratio) filter (where not high) as cop_factor,
+        sqrt((1.2533 * stddev_samp(ratio) filter (where not high)
+              / sqrt(count(*) filter (where not high))) ^ 2
+             + (median(ratio) filter (where high) - median(ratio) filter (where not high)) ^ 2)
+            as cop_se,
+        count(*) filter (where not high) as n_cycles
     from cycle_ratios
     group by device, week
 ),
