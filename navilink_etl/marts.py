@@ -45,6 +45,10 @@ MODELS: tuple[Model, ...] = (
     Model("int_draw_base", "device + draw", "days", "local_day", "draw_end"),
     Model("int_standby_windows", "device + standby window", "days", "local_day", "window_end"),
     Model("int_element_runs", "device + element run", "days", "local_day", "run_end"),
+    Model("int_element_days", "device + local day with element-only heating", "days", "local_day"),
+    Model("int_draw_inlet", "device + draw", "days", "local_day", "draw_end"),
+    Model("int_cycle_hp_map", "device + heating cycle with compressor energy", "days", "local_day",
+          "cycle_end"),
     Model("int_device_capacity", "device", "device"),
     Model("standby_loss", "device + standby window", "device"),
     Model("int_device_loss", "device", "device"),
@@ -58,6 +62,9 @@ MODELS: tuple[Model, ...] = (
     Model("efficiency_daily", "device + local day", "device"),
     Model("efficiency_monthly", "device + local month", "device"),
     Model("element_use", "device + element run", "device"),
+    Model("device_inlet_monthly", "device + local month with draws", "device"),
+    Model("device_model", "device", "device"),
+    Model("device_model_history", "device + ISO week with data", "device"),
 )
 
 BY_NAME: dict[str, Model] = {m.name: m for m in MODELS}

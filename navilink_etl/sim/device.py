@@ -219,9 +219,11 @@ class SimulatedDevice:
     """A ``DeviceModel`` (sim/model.py) backed by the plant model.
 
     Beyond the model's arguments: ``draws`` ("household", "doe-low|medium|high", None or a
-    ``DrawStream``), ``reference_c`` of the energy fields, ``ua_w_per_k``, ``ems_tz`` (the device's
-    local clock: EMS days and the household's routine), and ``Heater`` options such as ``mode``,
-    ``setpoint_half_c``, ``initial_c``, ``compressor_start_delay_s``, ``anti_legionella_days``.
+    ``DrawStream``), ``reference_c`` of the energy fields (default: the minimum setpoint the
+    firmware reports, 40.5 degC, on "2025-10"; else 35 degC), ``ua_w_per_k``, ``ems_tz`` (the
+    device's local clock: EMS days and the household's routine), and ``Heater`` options such as
+    ``mode``, ``setpoint_half_c``, ``initial_c``, ``compressor_start_delay_s``,
+    ``anti_legionella_days``, ``cop_scale`` (multiplies the COP map: a better or worse unit).
     """
 
     def __init__(
@@ -239,7 +241,7 @@ class SimulatedDevice:
         device_name: str = "NWP500",
         truth: TruthLog | None = None,
         draws: str | DrawStream | None = "household",
-        reference_c: float = 35.0,
+        reference_c: float | None = None,
         ua_w_per_k: float | None = None,
         ems_tz: str = "UTC",
         **heater_options: Any,
@@ -255,6 +257,9 @@ class SimulatedDevice:
         self.location = location
         self.truth = truth
         t0 = _epoch(start)
+        self.min_half_c = 81 if firmware == "2025-10" else 70
+        if reference_c is None:  # newer firmware counts from the minimum it reports (protocol 4.4)
+            reference_c = self.min_half_c / 2.0 if firmware == "2025-10" else 35.0
         self.spec = TankSpec.for_model(volume_gal, voltage_v, ua_w_per_k=ua_w_per_k)
         self.weather = Weather(seed, location)
         self.heater = Heater(spec=self.spec, seed=seed, start=t0, weather=self.weather,
@@ -264,7 +269,6 @@ class SimulatedDevice:
         self.heater.on_event = self._on_event
         self.reference_c = reference_c
         self.counts_per_k = counts_per_k(self.spec)
-        self.min_half_c = 81 if firmware == "2025-10" else 70
         self._last_power: float | None = None
         self._pushes: list[Push] = []
         if truth is not None:
@@ -397,6 +401,7 @@ class SimulatedDevice:
             "voltage_v": self.spec.voltage_v, "element_w": self.heater.element_w,
             "location": self.location, "seed": self.seed, "reference_c": self.reference_c,
             "firmware": self.firmware, "poll_interval_s": poll_interval_s,
+            "cop_scale": self.heater.cop_scale,
         }
 
 
