@@ -281,8 +281,8 @@ class NaviLinkConfig(BaseSettings):
             if parsed is not None:
                 return "s3://" + "/".join(p for p in parsed if p)
             return Path(v).expanduser()
-        if isinstance(v, Path) and v.parts and v.parts[0].lower().rstrip(":") == "s3":
-            parse_s3_url(str(v))  # "s3:/b" (an s3 URL that went through Path): the typo error
+        if isinstance(v, Path) and parse_s3_url(str(v)) is not None:  # "s3:/b" raised already
+            raise ValueError("an s3:// URL given as a path lost a slash; pass it as text")
         return v
 
     @field_validator("aws_endpoint_url")
@@ -296,7 +296,7 @@ class NaviLinkConfig(BaseSettings):
         except ValueError:
             ok = False
         if not ok:
-            raise ValueError("AWS_ENDPOINT_URL must be http(s)://host[:port], e.g. "
+            raise ValueError("the S3 store's endpoint must be http(s)://host[:port], e.g. "
                              "http://127.0.0.1:9000 for MinIO")
         return v.rstrip("/")
 
@@ -442,8 +442,9 @@ def load_config(**overrides: Any) -> NaviLinkConfig:
         lines = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
-            var = f"NAVILINK_{name.upper()}" if name else "configuration"
-            shown = "" if (not name or name in _SECRET_FIELDS) else f" (got {err.get('input')!r:.60})"
+            var = (name.upper() if name.lower().startswith("aws_") else f"NAVILINK_{name.upper()}") \
+                if name else "configuration"
+            shown = "" if (not name or name.lower() in _SECRET_FIELDS) else f" (got {err.get('input')!r:.60})"
             msg = str(err["msg"]).removeprefix("Value error, ")
             fix = _FIXES.get(name, "")
             lines.append(f"{var}: {msg}{shown}" + (f"; fix: {fix}" if fix else ""))

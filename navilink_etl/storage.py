@@ -107,8 +107,7 @@ class Location:
         if isinstance(value, Location):
             return value
         if isinstance(value, Path):
-            first = value.parts[0] if value.parts else ""
-            if first.lower().rstrip(":") == "s3":  # "s3://b" went through Path() and lost a slash
+            if parse_s3_url(str(value), setting) is not None:  # not reached: Path() ate a slash
                 raise ConfigurationError(f"{setting}={str(value)[:80]!r} is not a usable storage "
                                          f"URL (an s3 URL turned into a local path); fix: {_FIX}")
             return cls(os.path.abspath(value), setting=setting)

@@ -1,0 +1,190 @@
+"""The store on object storage: NAVILINK_DATA_DIR=s3://bucket/prefix against moto's S3 server on
+127.0.0.1 (a real S3 API): the same layout and guarantees as local disk, a warehouse built from it
+equal to the local one, kill -9 during flush and compaction, clear errors, no secret shown."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from navilink_etl.collect.store import Store, scan_dataset
+from navilink_etl.config import NaviLinkConfig, load_config
+from navilink_etl.errors import ConfigurationError, StoreError
+from navilink_etl.storage import Location
+
+from .s3_helpers import FAKE_KEY_ID, FAKE_SECRET, MotoS3, moto_s3, s3_env  # noqa: F401
+from .test_store import rows_for
+
+MACS = ("aabbccddeeff", "001122334455")  # an all-digit MAC must stay a string on S3 too
+
+
+def _location(server: MotoS3, bucket: str, prefix: str = "fleet/a") -> Location:
+    return load_config(data_dir=f"s3://{bucket}/{prefix}").location
+
+
+def _fill(store: Store) -> None:
+    for mac in MACS:
+        store.append_status(rows_for(mac, 6))  # 23:59:00 .. 00:01:30: two UTC dates
+    store.append_energy([{"device": MACS[0], "day": date(2026, 11, 26), "hp_wh": 1200, "he_wh": 0,
+                          "hp_h": 3, "he_h": 0, "fetched_at": datetime(2026, 11, 27, tzinfo=UTC),
+                          "source": "test"}])
+    store.append_event("poll_missed", device=MACS[1], detail="no reply",
+                       at=datetime(2026, 11, 27, 12, tzinfo=UTC))
+    store.quarantine(reason="bad json", raw="{", source="test",
+                     received_at=datetime(2026, 11, 27, 12, tzinfo=UTC))
+
+
+def _rows(data: Path | str | Location, dataset: str) -> pl.DataFrame:
+    return scan_dataset(data, dataset).collect().drop(["date"], strict=False).sort(pl.all())
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["s3:/bucket/x", "s3:bucket", "S3://bucket/x", "s3a://bucket",
+                                   "gs://bucket/x", "s3://Bad_Bucket/x", "s3://bucket/../x"])
+def test_typos_fail_at_start_naming_the_setting_and_make_no_folder(
+        value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAVILINK_DATA_DIR", value)
+    with pytest.raises(ConfigurationError, match="NAVILINK_DATA_DIR") as err:
+        load_config()
+    assert "s3://bucket/prefix" in str(err.value) or "s3://my-bucket" in str(err.value) \
+        or "s3://bucket/a/b" in str(err.value)
+    with pytest.raises(ConfigurationError, match="NAVILINK_DATA_DIR"):
+        Store(Path(value), spool_dir=tmp_path / "spool")  # an s3 URL that went through Path()
+    assert not any(p.name.lower().startswith("s3") for p in tmp_path.iterdir())
+
+
+def test_s3_url_is_kept_and_local_files_default_to_this_folder(tmp_path: Path) -> None:
+    cfg = load_config(data_dir="s3://bucket/fleet/", aws_region="eu-west-1")
+    assert cfg.is_remote and cfg.data_dir == "s3://bucket/fleet"
+    assert cfg.location.url == "s3://bucket/fleet" and cfg.location.join("status") == "bucket/fleet/status"
+    assert cfg.spool_path == Path("spool") and cfg.warehouse_path == Path("warehouse.duckdb")
+    local = load_config(data_dir=str(tmp_path / "d"))
+    assert not local.is_remote and local.spool_path == tmp_path / "d" / "spool"
+    assert local.warehouse_path == tmp_path / "d" / "warehouse.duckdb"
+    given = load_config(data_dir="s3://bucket", spool_dir=str(tmp_path / "sp"),
+                        warehouse=str(tmp_path / "w.duckdb"))
+    assert given.spool_path == tmp_path / "sp" and given.warehouse_path == tmp_path / "w.duckdb"
+
+
+def test_unusable_stores_fail_at_open_with_the_fix_and_no_secret(
+        s3_env: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    spool = tmp_path / "spool"
+    with pytest.raises(ConfigurationError, match="bucket 'no-such-bucket' does not exist") as e1:
+        Store(_location(s3_env, "no-such-bucket"), spool_dir=spool)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # nothing listens there
+    t = time.monotonic()
+    with pytest.raises(ConfigurationError, match="cannot reach the S3 endpoint http://127.0.0.1:1") as e2:
+        Store(_location(s3_env, "somebucket"), spool_dir=spool)
+    assert time.monotonic() - t < 20
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env.endpoint)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(ConfigurationError, match="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        Store(_location(s3_env, "somebucket"), spool_dir=spool)
+    for err in (e1, e2):
+        assert "NAVILINK_DATA_DIR" in str(err.value) and "fix" in str(err.value)
+        assert FAKE_SECRET not in str(err.value)
+    assert FAKE_SECRET not in caplog.text
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "ftp://x")
+    with pytest.raises(ConfigurationError, match="^invalid configuration: AWS_ENDPOINT_URL: the S3"):
+        load_config(data_dir="s3://bkt/x")
+
+
+def test_refused_credentials_name_the_keys_not_their_values(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    server = MotoS3(extra_env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"})  # IAM checks after 4 calls
+    try:
+        iam = server.client(service="iam")
+        iam.create_user(UserName="collector")
+        key = iam.create_access_key(UserName="collector")["AccessKey"]
+        iam.put_user_policy(UserName="collector", PolicyName="s3", PolicyDocument=(
+            '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", '
+            '"Resource": "*"}]}'))
+        bucket = server.bucket("authed")
+        for k, v in server.env(key["AccessKeyId"], key["SecretAccessKey"]).items():
+            monkeypatch.setenv(k, v)
+        with Store(_location(server, bucket), spool_dir=tmp_path / "ok") as s:  # the right keys
+            s.append_status(rows_for(MACS[0], 2))
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+        with pytest.raises(ConfigurationError, match="refused the credentials") as err:
+            Store(_location(server, bucket), spool_dir=tmp_path / "bad")
+        assert "AWS_SECRET_ACCESS_KEY" in str(err.value) and FAKE_SECRET not in str(err.value)
+        assert key["SecretAccessKey"] not in str(err.value)
+    finally:
+        server.stop()
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+def test_store_round_trip_on_s3_matches_local_disk(s3_env: MotoS3, tmp_path: Path,
+                                                  capfd: pytest.CaptureFixture[str],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    bucket = s3_env.bucket()
+    loc = _location(s3_env, bucket)
+    with Store(loc, spool_dir=tmp_path / "spool", retire_after=timedelta(0)) as s3, \
+            Store(tmp_path / "local") as local:
+        for s in (s3, local):
+            _fill(s)
+            s.flush()
+            _fill(s)  # re-delivered: nothing new
+            s.append_status(rows_for(MACS[0], 3, start=datetime(2026, 11, 28, 1, tzinfo=UTC)))
+            s.flush()
+        assert s3.compact() == local.compact() > 0
+        assert s3.pending() == 0
+    keys = s3_env.keys(bucket, "fleet/a/")
+    assert not any("spool" in k or k.endswith(".tmp") for k in keys)  # the spool stays local
+    rel = sorted(k.removeprefix("fleet/a/").rsplit("/", 1)[0] for k in keys)
+    local_rel = sorted(p.relative_to(tmp_path / "local").parent.as_posix()
+                       for p in (tmp_path / "local").glob("*/**/*.parquet"))
+    assert sorted(set(rel)) == sorted(set(local_rel))  # the same folders
+    assert f"status/device={MACS[1]}/date=2026-11-28" in rel and "energy/device=aabbccddeeff" in rel
+    for ds in ("status", "energy", "events", "quarantine"):
+        remote, here = _rows(loc, ds), _rows(tmp_path / "local", ds)
+        assert remote.height > 0 and remote.equals(here), ds
+    status = _rows(loc, "status")
+    assert status.height == 15 and status["device"].dtype == pl.String
+    assert status.select("device", "received_at", "content_hash").is_unique().all()
+    # any engine reads the same layout: DuckDB through the registered filesystem
+    con = duckdb.connect()
+    loc.register(con)
+    n = con.sql(f"select count(distinct (device, received_at, content_hash)) from read_parquet("
+                f"'{loc.url}/status/**/*.parquet', hive_partitioning=false)").fetchall()[0][0]
+    assert n == 15
+    out = capfd.readouterr()
+    assert FAKE_SECRET not in out.out + out.err + caplog.text
+    assert FAKE_SECRET not in repr(loc) and FAKE_SECRET not in repr(load_config())
+
+
+def test_compaction_keeps_sources_for_readers_then_retires_them(s3_env: MotoS3, tmp_path: Path) -> None:
+    bucket = s3_env.bucket()
+    loc = _location(s3_env, bucket)
+    spool = tmp_path / "spool"
+    with Store(loc, spool_dir=spool, retire_after=timedelta(hours=1)) as s:
+        for i in range(3):  # three flushes: three files in each partition
+            s.append_status(rows_for(MACS[0], 4, start=datetime(2026, 11, 27, 10, i, tzinfo=UTC)))
+            s.flush()
+        before = set(s3_env.keys(bucket))
+        assert s.compact() == 1
+        assert s.compact() == 0  # sources waiting for deletion are not merged again
+    during = set(s3_env.keys(bucket))
+    merged = during - before
+    assert len(merged) == 1 and before < during  # the merged object beside its sources
+    raw = _rows(loc, "status")
+    assert raw.height == 24  # a reader listing now sees each row twice ...
+    assert raw.select("device", "received_at", "content_hash").unique().height == 12  # ... once by key
+    with Store(loc, spool_dir=spool, retire_after=timedelta(0)):  # the grace has passed
+        pass
+    assert set(s3_env.keys(bucket)) == merged
+    assert _rows(loc, "status").height == 12
