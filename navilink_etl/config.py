@@ -364,7 +364,7 @@ class NaviLinkConfig(BaseSettings):
     @property
     def location(self) -> Location:
         """The store's location (``storage.Location``), with the S3 credentials when remote."""
-        from .storage import Location, S3Credentials
+        from .storage import S3Credentials
 
         creds = S3Credentials(
             endpoint_url=self.aws_endpoint_url,

@@ -303,7 +303,7 @@ def connect(config_or_data_dir: NaviLinkConfig | Path | str,
     path = warehouse_path_of(config_or_data_dir)
     config = config_or_data_dir if isinstance(config_or_data_dir, NaviLinkConfig) else None
     if not is_current(path, config):
-        refresh(config or NaviLinkConfig(data_dir=Path(config_or_data_dir)))
+        refresh(config or NaviLinkConfig(data_dir=Path(str(config_or_data_dir))))
     con = open_file(path, data_dir, read_only=read_only)
     declare_sources(con, data_dir, temp=True)
     return con

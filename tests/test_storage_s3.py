@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,10 +20,10 @@ import pytest
 
 from navilink_etl.collect.store import Store, scan_dataset
 from navilink_etl.config import NaviLinkConfig, load_config
-from navilink_etl.errors import ConfigurationError, StoreError
+from navilink_etl.errors import ConfigurationError
 from navilink_etl.storage import Location
 
-from .s3_helpers import FAKE_KEY_ID, FAKE_SECRET, MotoS3, moto_s3, s3_env  # noqa: F401
+from .s3_helpers import FAKE_SECRET, MotoS3
 from .test_store import rows_for
 
 MACS = ("aabbccddeeff", "001122334455")  # an all-digit MAC must stay a string on S3 too
@@ -85,7 +89,7 @@ def test_unusable_stores_fail_at_open_with_the_fix_and_no_secret(
         Store(_location(s3_env, "no-such-bucket"), spool_dir=spool)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # nothing listens there
     t = time.monotonic()
-    with pytest.raises(ConfigurationError, match="cannot reach the S3 endpoint http://127.0.0.1:1") as e2:
+    with pytest.raises(ConfigurationError, match=r"cannot reach the S3 endpoint http://127\.0\.0\.1:1") as e2:
         Store(_location(s3_env, "somebucket"), spool_dir=spool)
     assert time.monotonic() - t < 20
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env.endpoint)
@@ -97,7 +101,7 @@ def test_unusable_stores_fail_at_open_with_the_fix_and_no_secret(
         assert FAKE_SECRET not in str(err.value)
     assert FAKE_SECRET not in caplog.text
     monkeypatch.setenv("AWS_ENDPOINT_URL", "ftp://x")
-    with pytest.raises(ConfigurationError, match="^invalid configuration: AWS_ENDPOINT_URL: the S3"):
+    with pytest.raises(ConfigurationError, match=r"^invalid configuration: AWS_ENDPOINT_URL: the S3"):
         load_config(data_dir="s3://bkt/x")
 
 
@@ -252,3 +256,74 @@ def test_warehouse_from_s3_equals_the_same_data_on_local_disk(
     with warehouse.connect(remote) as con:  # readers get the views over the S3 globs too
         n = con.sql("select count(*) from stg_status").fetchall()[0][0]
     assert n == pl.concat([pl.read_parquet(p) for p in simulated.glob("status/**/*.parquet")]).height + 5
+
+
+# --- kill -9 during flush and during compaction, against the S3 endpoint ------------------------
+
+_CHILD = """
+import sys
+from datetime import UTC, datetime, timedelta
+sys.path.insert(0, {root!r})
+from navilink_etl.collect.store import Store
+from navilink_etl.config import load_config
+from tests.test_store import rows_for
+
+loc = load_config(data_dir={url!r}).location
+store = Store(loc, spool_dir={spool!r}, retire_after=timedelta(0))
+t0 = datetime(2026, 3, 1, 12, tzinfo=UTC) + timedelta(hours={trial})
+for i in range(1000):
+    for mac in ("aabbccddeeff", "001122334455"):
+        store.append_status(rows_for(mac, 5, start=t0 + timedelta(minutes=3 * i)))
+    print("ACK", i, flush=True)
+    if {phase!r} == "compact" and i % 3 == 2:
+        store.flush()
+        print("COMPACT", i, flush=True)
+        store.compact()
+    else:
+        print("FLUSH", i, flush=True)
+        store.flush()
+"""
+
+
+def _kill_during(phase: str, trial: int, loc: Location, spool: Path, delay_s: float) -> int:
+    """Run a writer, SIGKILL it ``delay_s`` after it starts its 2nd flush or compaction; returns
+    the number of acknowledged batches (each: 5 rows for each of 2 devices)."""
+    root = str(Path(__file__).resolve().parents[1])
+    code = _CHILD.format(root=root, url=loc.url, spool=str(spool), trial=trial, phase=phase)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    acked, marks = -1, 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        word, i = line.split()
+        if word == "ACK":
+            acked = int(i)
+        elif word == phase.upper():
+            marks += 1
+            if marks == 2:
+                time.sleep(delay_s)
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    proc.wait(30)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    return acked + 1
+
+
+def test_kill_9_on_s3_during_flush_and_compaction_leaves_no_partial_object_nor_duplicate(
+        s3_env: MotoS3, tmp_path: Path) -> None:
+    bucket = s3_env.bucket()
+    loc = _location(s3_env, bucket)
+    spool = tmp_path / "spool"
+    acked = 0
+    for trial, (phase, delay) in enumerate((("flush", 0.0), ("compact", 0.02), ("flush", 0.05))):
+        acked += _kill_during(phase, trial, loc, spool, delay)
+        for key in s3_env.keys(bucket):  # every visible object is a whole Parquet file
+            assert key.endswith(".parquet"), key
+            pl.read_parquet(io.BytesIO(s3_env.client().get_object(Bucket=bucket, Key=key)["Body"].read()))
+    with Store(loc, spool_dir=spool, retire_after=timedelta(0)) as s:  # replay + recovery
+        assert s.pending() == 0
+    rows = _rows(loc, "status").select("device", "received_at", "content_hash")
+    assert rows.height == rows.unique().height  # no duplicate after the crashes
+    assert rows.height >= acked * 10  # nothing acknowledged is lost
+    assert any("/part-c" in k for k in s3_env.keys(bucket))  # a compaction did complete
