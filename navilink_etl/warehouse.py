@@ -126,8 +126,11 @@ def source_sql(data_dir: DataDir, glob: str, dataset: str, *, empty: bool = Fals
         "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]")
     # Partition keys are stored inside the files too, so the path is not parsed (an all-digit MAC
     # would otherwise be auto-cast to an integer). BY NAME keeps every declared column present.
+    # Events are whole-row facts (the store keys them by a hash of the row): a listing taken while
+    # a compaction's sources are still beside the merged file sees them twice, so keep one.
+    select = "SELECT DISTINCT *" if dataset == "events" else "SELECT *"
     return (
-        f"SELECT * FROM read_parquet({where}, hive_partitioning = false, union_by_name = true) "
+        f"{select} FROM read_parquet({where}, hive_partitioning = false, union_by_name = true) "
         f"UNION ALL BY NAME ({nothing})"
     )
 

@@ -21,6 +21,17 @@ by a crash is redone on restart with the same file names, so it overwrites rathe
 Rows are identified by (device, received_at, content_hash) for status, (device, day) for energy
 (latest ``fetched_at`` wins), a content hash for events and quarantine.
 
+On object storage (``data_dir`` = ``s3://bucket/prefix``, see ``storage.Location``; the spool is
+then a local ``spool_dir``), which has no rename, the same guarantees hold this way: every file is
+one PUT of the whole Parquet file (S3 shows an object only once its upload completes: never a
+partial one); flush names are fixed by the spool (``part-<spool id>-<seq>``), so a flush redone
+after a crash overwrites rather than duplicates; a compaction writes its merged object beside the
+sources, journals them and deletes them only ``retire_after`` (10 min) later, at the next
+compaction or opening, so a reader that listed them can still read them. In that window a
+listing sees merged rows twice: readers deduplicate by the row key (the warehouse's ``stg_*``
+models do). A crash after the merged object exists is completed on opening; before, the sources
+stay as they were. docs/operations.md describes it for users.
+
 Nothing spooled can block the store: every value is range-checked before it enters the spool
 (``limits``), a row that fails goes to quarantine with the field, the value and the reason, and a
 spooled batch whose write still fails the same way twice has those rows moved to quarantine. Every
