@@ -362,8 +362,7 @@ class Store:
                 if self._exists(self._under(self.data_dir / target)):  # the merged file is in place
                     if self.retire_after and now - _merged_at(target) < self.retire_after:
                         continue  # readers may still be reading the sources
-                    for src in sources:
-                        self._unlink(self._under(self.data_dir / src))
+                    self._unlink_many([self._under(self.data_dir / src) for src in sources])
                     if crashed and not self.remote:
                         log.warning("completed a compaction interrupted by a crash: %s", target)
             except (StoreError, OSError) as exc:
@@ -402,6 +401,15 @@ class Store:
         else:
             with contextlib.suppress(FileNotFoundError):
                 Path(path).unlink()
+
+    def _unlink_many(self, paths: list[Any]) -> None:
+        """Delete files (missing ones are fine); on S3 in batched DeleteObjects requests."""
+        if not self.remote:
+            for p in paths:
+                self._unlink(p)
+        elif paths:
+            with self._remote("delete files"), contextlib.suppress(FileNotFoundError):
+                self.loc.fs.rm([str(p) for p in paths])
 
     def _write_parquet(self, df: pl.DataFrame, path: PurePath) -> int:
         """One Parquet file, atomically: a temporary + rename locally, one PUT on S3 (an object
@@ -897,8 +905,7 @@ class Store:
                     self.stats.bytes_written += self._write_parquet(df, target)
                     self.stats.files_written += 1
                     if not self.retire_after:
-                        for f in files:
-                            self._unlink(f)
+                        self._unlink_many(files)
                         if not self.remote:
                             fsync_path(Path(pdir))
                         self.spool.end_compaction(cid)
