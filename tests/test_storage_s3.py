@@ -80,6 +80,20 @@ def test_s3_url_is_kept_and_local_files_default_to_this_folder(tmp_path: Path) -
     assert given.spool_path == tmp_path / "sp" and given.warehouse_path == tmp_path / "w.duckdb"
 
 
+def test_the_store_secret_is_masked_and_never_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    from navilink_etl.redact import redact
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+    cfg = load_config(data_dir="s3://bucket/x")
+    assert cfg.location.credentials.secret_access_key == FAKE_SECRET  # read from AWS_*
+    assert cfg.location.storage_options()["aws_secret_access_key"] == FAKE_SECRET
+    for text in (repr(cfg), str(cfg), repr(cfg.location), repr(cfg.location.credentials),
+                 repr(cfg.model_dump())):
+        assert FAKE_SECRET not in text
+    assert FAKE_SECRET not in redact(f"boto said: secret={FAKE_SECRET} rejected")
+
+
 def test_unusable_stores_fail_at_open_with_the_fix_and_no_secret(
         s3_env: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -341,3 +355,21 @@ def test_kill_9_on_s3_during_flush_and_compaction_leaves_no_partial_object_nor_d
     assert rows.height == rows.unique().height  # no duplicate after the crashes
     assert rows.height >= acked * 10  # nothing acknowledged is lost
     assert any("/part-c" in k for k in s3_env.keys(bucket))  # a compaction did complete
+
+
+def test_cli_stops_with_the_setting_and_creates_no_s3_folder(s3_env: MotoS3, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from navilink_etl.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for value, says in (("s3://missing-bucket/fleet", "bucket 'missing-bucket' does not exist"),
+                        ("s3:/bucket/fleet", "s3://bucket/prefix")):
+        monkeypatch.setenv("NAVILINK_DATA_DIR", value)
+        result = runner.invoke(app, ["refresh"])
+        assert result.exit_code == 2, result.output
+        assert "NAVILINK_DATA_DIR" in result.output and says in result.output
+        assert FAKE_SECRET not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no s3: folder, no warehouse, no spool
