@@ -3,7 +3,9 @@
 For each backend: the collector's pattern (every poll, one status row per heater is spooled and
 flushed), then a compaction of every partition. Figures: bytes per stored sample after
 compaction, flush latency (median and p95 per flush of one poll of every heater), compaction time;
-each S3 figure also as a ratio to the local one. Writes bench/results/store_s3.json.
+then one simulated heater-day at 30 s (realistic samples) written by the bulk path: bytes per
+sample and write time. Each S3 figure also as a ratio to the local one.
+Writes bench/results/store_s3.json.
 
     .venv/bin/python bench/bench_store_s3.py [--devices 20] [--polls 120]
 """
@@ -56,6 +58,35 @@ def run_backend(store: Store, devices: int, polls: int) -> dict[str, Any]:
             "rows": devices * polls}
 
 
+def simulated_day(tmp: Path, cfg: Any) -> dict[str, dict[str, float]]:
+    """One simulated heater-day at 30 s: the same frame through the bulk path, both backends."""
+    import polars as pl
+
+    from navilink_etl.sim.simulate import simulate
+
+    sim = tmp / "sim"
+    simulate(sim, days=1, devices=1, interval_s=30, start=datetime(2026, 1, 5, tzinfo=UTC), seed=3)
+    frame = pl.concat([pl.read_parquet(f) for f in sorted(sim.glob("status/**/*.parquet"))])
+    out = {}
+    for name in ("local", "s3"):
+        if name == "local":
+            store = Store(tmp / "bulk")
+        else:
+            store = Store(cfg.location, spool_dir=tmp / "bulk-spool", retire_after=timedelta(0))
+        with store:
+            t = time.perf_counter()
+            n = store.write_status_frame(frame)
+            secs = time.perf_counter() - t
+        if name == "local":
+            size = stored_bytes_local(tmp / "bulk")
+        else:
+            fs = cfg.location.fs
+            size = sum(int(v["size"]) for k, v in fs.find(cfg.location.join("status"), detail=True).items()
+                       if k.endswith(".parquet"))
+        out[name] = {"samples": n, "bytes": size, "bytes_per_sample": size / n, "write_s": secs}
+    return out
+
+
 def stored_bytes_local(root: Path) -> int:
     return sum(f.stat().st_size for f in (root / "status").glob("**/*.parquet"))
 
@@ -80,16 +111,20 @@ def main() -> None:
             fs = cfg.location.fs
             re_["bytes"] = sum(int(v["size"]) for k, v in fs.find(f"{bucket}/store/status", detail=True).items()
                                if k.endswith(".parquet"))
+            day = simulated_day(Path(tmp), load_config(data_dir=f"s3://{bucket}/day"))
     finally:
         server.stop()
     out: dict[str, Any] = {"devices": args.devices, "polls": args.polls,
                            "endpoint": "moto server on 127.0.0.1 (python -m moto.server)",
-                           "local": lo, "s3": re_}
+                           "local": lo, "s3": re_, "simulated_day": day}
     for b in (lo, re_):
         b["bytes_per_sample"] = b["bytes"] / b["rows"]
     out["ratio_s3_to_local"] = {k: (re_[k] / lo[k] if lo[k] else None)
                                 for k in ("bytes_per_sample", "flush_ms_median", "flush_ms_p95",
                                           "compaction_s")}
+    out["ratio_s3_to_local"]["simulated_day_bytes_per_sample"] = (
+        day["s3"]["bytes_per_sample"] / day["local"]["bytes_per_sample"])
+    out["ratio_s3_to_local"]["simulated_day_write_s"] = day["s3"]["write_s"] / day["local"]["write_s"]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

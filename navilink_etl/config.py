@@ -372,7 +372,8 @@ class NaviLinkConfig(BaseSettings):
             secret_access_key=(self.aws_secret_access_key.get_secret_value()
                                if self.aws_secret_access_key else None),
             region=self.aws_region)
-        return _location(str(self.data_dir) if self.is_remote else Path(self.data_dir), creds)
+        # keyed by the absolute folder: the cache must not outlive a change of working folder
+        return _location(str(self.data_dir) if self.is_remote else Path(self.data_dir).absolute(), creds)
 
     @property
     def local_dir(self) -> Path:

@@ -27,7 +27,6 @@ import io
 import os
 import posixpath
 import re
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -287,9 +286,6 @@ class Location:
 
     def read_bytes(self, path: str) -> bytes:
         return bytes(self.fs.cat_file(path))
-
-    def unique_name(self, stem: str, suffix: str = ".parquet") -> str:
-        return f"{stem}-{uuid.uuid4().hex[:12]}{suffix}"
 
 
 def _mtime_ns(info: dict[str, Any]) -> int:

@@ -209,6 +209,26 @@ def test_compaction_keeps_sources_for_readers_then_retires_them(s3_env: MotoS3, 
     assert _rows(loc, "status").height == 12
 
 
+def test_two_collectors_share_a_store_and_merge_only_their_own_files(s3_env: MotoS3,
+                                                                    tmp_path: Path) -> None:
+    bucket = s3_env.bucket()
+    loc = _location(s3_env, bucket)
+    at = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    with Store(loc, spool_dir=tmp_path / "a", retire_after=timedelta(0)) as a, \
+            Store(loc, spool_dir=tmp_path / "b", retire_after=timedelta(0)) as b:
+        for i in range(2):  # both write events into the same date= partition, twice
+            for name, s in (("a", a), ("b", b)):
+                s.append_event("poll_missed", device=MACS[0], detail=f"{name}{i}", at=at)
+                s.flush()
+        assert a.compact() == 1
+        left = s3_env.keys(bucket, "fleet/a/events/")
+        assert len(left) == 3 and sum(f"-{b.spool.spool_id}-" in k for k in left) == 2  # b's untouched
+        assert b.compact() == 1
+    events = _rows(loc, "events")
+    assert sorted(events["detail"]) == ["a0", "a1", "b0", "b1"]  # each once
+    assert len(s3_env.keys(bucket, "fleet/a/events/")) == 2
+
+
 # --- the warehouse from a store on S3 -----------------------------------------------------------
 
 TZ = "America/Chicago"
@@ -260,23 +280,25 @@ def test_warehouse_from_s3_equals_the_same_data_on_local_disk(
     again = warehouse.refresh(remote)
     assert not again.full and again.files_changed == 0
     f = next(iter(sorted(simulated.glob("status/device=*/date=*/*.parquet"))))
-    day = pl.read_parquet(f).head(5).with_columns(pl.col("received_at") + timedelta(milliseconds=1),
-                                                   pl.col("content_hash") + "x")
-    buf = io.BytesIO()
-    day.write_parquet(buf)
-    loc.put_atomic(loc.join(f.relative_to(simulated).parent.as_posix(), "part-extra.parquet"), buf.getvalue())
+    extra = pl.read_parquet(f).head(10).with_columns(
+        pl.col("received_at") + timedelta(milliseconds=1), pl.col("content_hash") + "x")
+    spool = tmp_path / "spool"
+    with Store(remote.location, spool_dir=spool, retire_after=timedelta(hours=1)) as st:
+        assert st.write_status_frame(extra.head(5)) == 5  # two files of this store's own
+        assert st.write_status_frame(extra.tail(5)) == 5
     inc = warehouse.refresh(remote)
-    assert not inc.full and inc.files_changed == 1 and inc.devices == 1
+    assert not inc.full and inc.files_changed == 2 and inc.devices == 1
     with warehouse.connect(remote) as con:  # readers get the views over the S3 globs too
         n = con.sql("select count(*) from stg_status").fetchall()[0][0]
-    assert n == pl.concat([pl.read_parquet(p) for p in simulated.glob("status/**/*.parquet")]).height + 5
+    assert n == pl.concat([pl.read_parquet(p) for p in simulated.glob("status/**/*.parquet")]).height + 10
     # a compaction whose sources are still beside the merged object (the readers' grace): the
     # refresh lists both and counts each sample once
     before = _tables(tmp_path / "warehouse.duckdb")
-    with Store(remote.location, spool_dir=tmp_path / "spool", retire_after=timedelta(hours=1)) as st:
-        assert st.compact() == 1
+    with Store(remote.location, spool_dir=spool, retire_after=timedelta(hours=1)) as st:
+        assert st.compact() == 1  # its own two files; the simulator's file is not its to merge
     listed = [k for k in s3_env.keys(bucket) if "/status/" in k]
-    assert sum("/part-c" in k for k in listed) == 1 and any("part-extra" in k for k in listed)
+    sim_files = len(list(simulated.glob("status/**/*.parquet")))
+    assert sum("/part-c" in k for k in listed) == 1 and len(listed) == sim_files + 2 + 1
     mid = warehouse.refresh(remote)
     assert not mid.full and mid.files_changed == 1  # the merged object appeared
     after = _tables(tmp_path / "warehouse.duckdb")

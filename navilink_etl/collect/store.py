@@ -369,6 +369,14 @@ class Store:
                 log.error("could not complete an interrupted compaction %s: %s", target, exc)
             self.spool.end_compaction(cid)
 
+    def _owns(self, name: str) -> bool:
+        """Whether this store wrote the file (its spool's id is in every name it gives). On
+        object storage several collectors (one spool each) share the store, and the ``date=``
+        partitions of events and quarantine: each merges only its own files, so no two merge
+        the same rows and none deletes a file whose flush another may still redo."""
+        sid = self.spool.spool_id
+        return not self.remote or name.startswith(f"part-{sid}-") or f"-{sid}-" in name
+
     def _retiring(self) -> set[str]:
         """Sources of merges whose deletion waits (object storage): not merged again."""
         return {src for _cid, _t, sources in self.spool.open_compactions() for src in sources}
@@ -793,7 +801,7 @@ class Store:
                            maintain_order=True)
             written = 0
             res = FlushResult()
-            name = f"part-b{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+            name = f"part-b{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.spool.spool_id}-{uuid.uuid4().hex[:8]}.parquet"
             parts = df.partition_by(["device", "date"], as_dict=True, maintain_order=True)
             # recorded before any file is written: live flushes into these partitions check the disk
             self.spool.mark_bulk_partitions([_pkey(str(d), day) for d, day in parts])
@@ -893,13 +901,14 @@ class Store:
                 retiring = self._retiring()
                 for pdir, ds in self._partitions(device, day):
                     files = [f for f in self._files(pdir)
-                             if str(f.relative_to(self.data_dir)) not in retiring]
+                             if str(f.relative_to(self.data_dir)) not in retiring and self._owns(f.name)]
                     if len(files) < min_files:
                         continue
                     df = self._read(files)
                     key = ["received_at", "content_hash"] if ds == STATUS else None
                     df = df.unique(subset=key, keep="first", maintain_order=True).sort(_TIME_COL[ds])
-                    target = pdir / f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+                    target = pdir / (f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.spool.spool_id}-"
+                                     f"{uuid.uuid4().hex[:8]}.parquet")
                     rel = [str(f.relative_to(self.data_dir)) for f in files]
                     cid = self.spool.journal_compaction(str(target.relative_to(self.data_dir)), rel)
                     self.stats.bytes_written += self._write_parquet(df, target)
