@@ -168,7 +168,7 @@ def simulate(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = run_sim(config.data_dir, devices=devices, days=days, interval_s=interval, seed=seed,
+            result = run_sim(config.local_data_dir, devices=devices, days=days, interval_s=interval, seed=seed,
                              loss=loss, outage_per_week=outage_per_week, start=start_dt,
                              volume_gal=volume, location=location, progress=progress,
                              ems_tz=config.timezone)

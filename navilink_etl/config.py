@@ -6,6 +6,7 @@ at start with the variable's name, the bad value (never for secrets) and how to 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -26,16 +27,17 @@ from pydantic_settings import (
 
 from .errors import ConfigurationError
 from .protocol import DEFAULT_IOT_ENDPOINT, DEFAULT_IOT_REGION, DEFAULT_REST_BASE_URL
-from .redact import register_password
+from .redact import register_password, register_storage_secret
 
 if TYPE_CHECKING:
     from .homeassistant.target import PublishTarget
+    from .storage import Location
 
 log = logging.getLogger(__name__)
 
 MIN_REAL_CLOUD_INTERVAL_S = 30
 ALLOW_CUSTOM_ENDPOINT = "NAVILINK_ALLOW_CUSTOM_ENDPOINT"  # read from the process environment only
-_SECRET_FIELDS = {"password", "publish_url"}  # publish_url may carry the broker's password
+_SECRET_FIELDS = {"password", "publish_url", "aws_secret_access_key", "aws_access_key_id"}  # publish_url may carry the broker's password
 _ENDPOINT_FIELDS = ("rest_base_url", "iot_endpoint", "iot_port", "ca_file")
 _warned_env_files: set[str] = set()
 
@@ -55,6 +57,9 @@ _FIXES: dict[str, str] = {
                            "leading/trailing /)",
     "rest_base_url": f"use https://, e.g. the default {DEFAULT_REST_BASE_URL} (plain http:// only for "
                      "127.0.0.1, ::1 or localhost), or unset it",
+    "data_dir": "use a local folder, or s3://bucket/prefix for an S3-compatible store",
+    "spool_dir": "use a local folder, e.g. NAVILINK_SPOOL_DIR=./spool",
+    "warehouse": "use a local file path, e.g. NAVILINK_WAREHOUSE=./warehouse.duckdb",
     "refresh_minutes": "use real minutes between warehouse refreshes while collecting, "
                        "e.g. NAVILINK_REFRESH_MINUTES=15, or 0 to turn them off",
 }
@@ -207,7 +212,19 @@ class NaviLinkConfig(BaseSettings):
     email: str | None = None
     password: SecretStr | None = Field(default=None, repr=False)
     polling_interval: int = Field(default=300, ge=1)
-    data_dir: Path = Path("data")
+    # a local folder or s3://bucket/prefix (validated: see storage.parse_s3_url); local -> Path
+    data_dir: Path | str = Path("data")
+    spool_dir: Path | None = None  # default: <data_dir>/spool when local, ./spool when remote
+    warehouse: Path | None = None  # default: <data_dir>/warehouse.duckdb / ./warehouse.duckdb
+    # the store's S3 endpoint and keys: the standard AWS variables (not the NaviLink cloud's)
+    aws_endpoint_url: str | None = Field(default=None, validation_alias=AliasChoices(
+        "AWS_ENDPOINT_URL", "aws_endpoint_url"))
+    aws_access_key_id: SecretStr | None = Field(default=None, repr=False, validation_alias=AliasChoices(
+        "AWS_ACCESS_KEY_ID", "aws_access_key_id"))
+    aws_secret_access_key: SecretStr | None = Field(default=None, repr=False, validation_alias=AliasChoices(
+        "AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"))
+    aws_region: str | None = Field(default=None, validation_alias=AliasChoices(
+        "AWS_REGION", "aws_region"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = Field(default_factory=_system_timezone)
     # endpoints (the offline fake cloud overrides these)
@@ -251,6 +268,37 @@ class NaviLinkConfig(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"unknown time zone {v!r:.60}") from exc
         return v
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, v: Any) -> Any:
+        from .storage import parse_s3_url
+
+        if isinstance(v, str):
+            if not v.strip():
+                raise ValueError("is empty")
+            parsed = parse_s3_url(v)  # a ConfigurationError for s3:/b, S3://b, gs://b ...
+            if parsed is not None:
+                return "s3://" + "/".join(p for p in parsed if p)
+            return Path(v).expanduser()
+        if isinstance(v, Path) and parse_s3_url(str(v)) is not None:  # "s3:/b" raised already
+            raise ValueError("an s3:// URL given as a path lost a slash; pass it as text")
+        return v
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _aws_endpoint(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            parts = urlsplit(v)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("the S3 store's endpoint must be http(s)://host[:port], e.g. "
+                             "http://127.0.0.1:9000 for MinIO")
+        return v.rstrip("/")
 
     @field_validator("ca_file")
     @classmethod
@@ -309,6 +357,53 @@ class NaviLinkConfig(BaseSettings):
         return not self.email
 
     @property
+    def is_remote(self) -> bool:
+        """The store is on S3 (``NAVILINK_DATA_DIR=s3://...``)."""
+        return isinstance(self.data_dir, str)
+
+    @property
+    def location(self) -> Location:
+        """The store's location (``storage.Location``), with the S3 credentials when remote."""
+        from .storage import S3Credentials
+
+        creds = S3Credentials(
+            endpoint_url=self.aws_endpoint_url,
+            access_key_id=self.aws_access_key_id.get_secret_value() if self.aws_access_key_id else None,
+            secret_access_key=(self.aws_secret_access_key.get_secret_value()
+                               if self.aws_secret_access_key else None),
+            region=self.aws_region)
+        # keyed by the absolute folder: the cache must not outlive a change of working folder
+        return _location(str(self.data_dir) if self.is_remote else Path(self.data_dir).absolute(), creds)
+
+    @property
+    def local_dir(self) -> Path:
+        """The local folder for what never goes to object storage (logs, DuckDB's temporary
+        files): the data folder when it is local, else the current folder."""
+        return Path(".") if self.is_remote else Path(self.data_dir)
+
+    @property
+    def local_data_dir(self) -> Path:
+        """The data folder, for commands that only work on a local one (a clear error if remote)."""
+        if self.is_remote:
+            raise ConfigurationError(f"NAVILINK_DATA_DIR={self.data_dir} is an S3 store; this command "
+                                     "needs a local folder: set NAVILINK_DATA_DIR to one")
+        return Path(self.data_dir)
+
+    @property
+    def spool_path(self) -> Path:
+        """NAVILINK_SPOOL_DIR, else ``<data_dir>/spool`` (local) or ``./spool`` (remote store)."""
+        if self.spool_dir is not None:
+            return Path(self.spool_dir)
+        return Path("spool") if self.is_remote else Path(self.data_dir) / "spool"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """NAVILINK_WAREHOUSE, else ``<data_dir>/warehouse.duckdb`` or ``./warehouse.duckdb``."""
+        if self.warehouse is not None:
+            return Path(self.warehouse)
+        return Path("warehouse.duckdb") if self.is_remote else Path(self.data_dir) / "warehouse.duckdb"
+
+    @property
     def password_value(self) -> str | None:
         return self.password.get_secret_value() if self.password is not None else None
 
@@ -332,6 +427,14 @@ class NaviLinkConfig(BaseSettings):
     __str__ = __repr__
 
 
+@functools.lru_cache(maxsize=16)
+def _location(value: str | Path, creds: Any) -> Location:
+    """One ``Location`` (and so one S3 client) per setting and credentials."""
+    from .storage import Location
+
+    return Location.from_setting(value, creds)
+
+
 def load_config(**overrides: Any) -> NaviLinkConfig:
     """Build a config, turning pydantic's errors into one ``ConfigurationError`` a person can act on."""
     try:
@@ -340,13 +443,16 @@ def load_config(**overrides: Any) -> NaviLinkConfig:
         lines = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
-            var = f"NAVILINK_{name.upper()}" if name else "configuration"
-            shown = "" if (not name or name in _SECRET_FIELDS) else f" (got {err.get('input')!r:.60})"
+            var = (name.upper() if name.lower().startswith("aws_") else f"NAVILINK_{name.upper()}") \
+                if name else "configuration"
+            shown = "" if (not name or name.lower() in _SECRET_FIELDS) else f" (got {err.get('input')!r:.60})"
             msg = str(err["msg"]).removeprefix("Value error, ")
             fix = _FIXES.get(name, "")
             lines.append(f"{var}: {msg}{shown}" + (f"; fix: {fix}" if fix else ""))
         raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
     register_password(cfg.password_value)
+    register_storage_secret(cfg.aws_secret_access_key.get_secret_value()
+                            if cfg.aws_secret_access_key else None)
     from .homeassistant.target import register_secret
 
     register_secret(cfg.publish_target)

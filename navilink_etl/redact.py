@@ -127,3 +127,8 @@ _configured = SecretSet()
 def register_password(value: str | None) -> None:
     """The configured password (masked at any length); a new config's password replaces it."""
     _configured.set("password", value)
+
+
+def register_storage_secret(value: str | None) -> None:
+    """The object store's AWS_SECRET_ACCESS_KEY (masked at any length), like the password."""
+    _configured.set("storage_secret", value)

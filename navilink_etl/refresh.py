@@ -66,18 +66,18 @@ MANIFEST_COLUMNS = {"path": pl.String, "dataset": pl.String, "device": pl.String
                     "day": pl.Date, "size": pl.Int64, "mtime_ns": pl.Int64}
 
 
-def scan_files(data_dir: Path) -> pl.DataFrame:
+def scan_files(data_dir: warehouse.DataDir) -> pl.DataFrame:
     """Every status and energy file: path (relative), dataset, device and day from the store's
-    ``device=<mac>/date=<day>`` folders (None where absent), size and mtime."""
+    ``device=<mac>/date=<day>`` folders (None where absent), size and mtime (on S3: a change
+    token from LastModified and the ETag). Listed through fsspec, locally or on S3."""
+    loc = warehouse.as_location(data_dir)
     rows: list[tuple[str, str, str | None, date | None, int, int]] = []
     for dataset in ("status", "energy"):
-        root = data_dir / dataset
-        if not root.is_dir():
-            continue
-        for folder, _dirs, files in os.walk(root):
+        for full, info in loc.find(loc.join(dataset)).items():
+            rel = loc.relative(full)
             device: str | None = None
             day: date | None = None
-            for part in Path(folder).relative_to(root).parts:
+            for part in rel.split("/")[1:-1]:
                 if part.startswith("device="):
                     device = part[7:]
                 elif part.startswith("date="):
@@ -85,12 +85,7 @@ def scan_files(data_dir: Path) -> pl.DataFrame:
                         day = date.fromisoformat(part[5:])
                     except ValueError:
                         day = None
-            for name in files:
-                if not name.endswith(".parquet"):
-                    continue
-                st = os.stat(os.path.join(folder, name))
-                rel = Path(folder, name).relative_to(data_dir).as_posix()
-                rows.append((rel, dataset, device, day, st.st_size, st.st_mtime_ns))
+            rows.append((rel, dataset, device, day, info["size"], info["mtime_ns"]))
     return pl.DataFrame(rows, schema=MANIFEST_COLUMNS, orient="row")
 
 
@@ -105,9 +100,8 @@ def _changes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
 
 
 @contextmanager
-def _writer_lock(data_dir: Path) -> Iterator[None]:
-    """One refresh at a time per data folder (readers never wait: they open the published file)."""
-    home = data_dir / ".duckdb"
+def _writer_lock(home: Path) -> Iterator[None]:
+    """One refresh at a time per warehouse (readers never wait: they open the published file)."""
     home.mkdir(parents=True, exist_ok=True)
     with open(home / "refresh.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -131,7 +125,7 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _create_schema(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: Path) -> None:
+def _create_schema(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: warehouse.DataDir) -> None:
     """Settings, macros, raw sources, views and empty stored tables of a new file."""
     warehouse.write_settings(con, config)
     for name, body in warehouse.MACROS.items():
@@ -167,18 +161,19 @@ def _local_midnight_utc(day: date, tz: str) -> datetime:
     return datetime.combine(day, datetime.min.time(), ZoneInfo(tz)).astimezone(UTC)
 
 
-def _first_changed(con: duckdb.DuckDBPyConnection, data_dir: Path,
+def _first_changed(con: duckdb.DuckDBPyConnection, data_dir: warehouse.DataDir,
                    changed: pl.DataFrame) -> dict[str, datetime]:
     """Per device, the earliest instant whose samples changed: the first sample of each new or
     modified file; for a removed file, the start of the UTC day before its date."""
     out: dict[str, datetime] = {}
     status = changed.filter(pl.col("dataset") == "status")
-    present = [p for p in status["path"].unique().to_list() if (data_dir / p).exists()]
+    loc = warehouse.as_location(data_dir)
+    present = [p for p in status["path"].unique().to_list() if loc.exists(loc.join(p))]
     if present:
         for dev, first in con.execute(
                 "SELECT device, min(received_at) FROM read_parquet(?, hive_partitioning = false, "
                 "union_by_name = true) GROUP BY device",
-                [[str(data_dir / p) for p in present]]).fetchall():
+                [[warehouse.file_url(data_dir, p) for p in present]]).fetchall():
             out[dev] = first
     for row in status.filter(~pl.col("path").is_in(present)).iter_rows(named=True):
         gone = datetime.combine(row["day"] - timedelta(days=1), datetime.min.time(), UTC)
@@ -217,10 +212,10 @@ def _incremental_scope(con: duckdb.DuckDBPyConnection, device: str, since: datet
 
 
 def _scopes(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, changed: pl.DataFrame | None,
-            tz: str, data_dir: Path) -> list[_Scope]:
+            tz: str, data_dir: warehouse.DataDir) -> list[_Scope]:
     """The devices to recompute from raw samples; ``changed`` None: every device, all history."""
     status = files.filter(pl.col("dataset") == "status")
-    loose = [str(data_dir / p) for p in status.filter(pl.col("device").is_null())["path"]]
+    loose = [warehouse.file_url(data_dir, p) for p in status.filter(pl.col("device").is_null())["path"]]
     if changed is None:
         firsts: dict[str, datetime | None] = dict.fromkeys(status["device"].drop_nulls().unique())
         if loose:  # files outside device=<mac> folders: read with every device, filtered by it
@@ -239,7 +234,7 @@ def _scopes(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, changed: pl.Dat
         if read_from is not None:  # the store's date folders are UTC days
             mine = mine.filter(pl.col("day") >= read_from.astimezone(UTC).date())
         out.append(_Scope(device, read_from, replace_from,
-                          [str(data_dir / p) for p in mine["path"].to_list()] + loose,
+                          [warehouse.file_url(data_dir, p) for p in mine["path"].to_list()] + loose,
                           int(mine["size"].sum())))
     return out
 
@@ -256,7 +251,7 @@ def _batches(scopes: list[_Scope]) -> list[list[_Scope]]:
     return batches
 
 
-def _refresh_days(con: duckdb.DuckDBPyConnection, data_dir: Path, batch: list[_Scope]) -> int:
+def _refresh_days(con: duckdb.DuckDBPyConnection, data_dir: warehouse.DataDir, batch: list[_Scope]) -> int:
     """Recompute the ``days`` models of one batch from its files; replace their rows."""
     cat = _catalog(con)
     glob, dataset = warehouse.SOURCES["src_status"]
@@ -338,10 +333,15 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     data_dir = warehouse.data_dir_of(config)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / warehouse.WAREHOUSE_FILE
+    path = warehouse.warehouse_path_of(config)
+    if isinstance(data_dir, Path):
+        data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        data_dir.check()  # a store on S3: fail early, naming the setting and the fix
+    path.parent.mkdir(parents=True, exist_ok=True)
+    home = warehouse.local_home(path, data_dir)
     next_path = path.with_name(path.name + ".next")
-    with _writer_lock(data_dir):
+    with _writer_lock(home):
         result = RefreshResult(path=path, full=full)
         sql_fp, settings_fp = warehouse.sql_fingerprint(), warehouse.settings_fingerprint(config)
         stored = warehouse.stored_fingerprints(path) if path.exists() else None
@@ -363,7 +363,7 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
             shutil.copyfile(path, next_path)
         con = warehouse.open_file(next_path, data_dir, read_only=False)
         try:
-            tmp = data_dir / ".duckdb" / "tmp"
+            tmp = home / "tmp"
             tmp.mkdir(parents=True, exist_ok=True)
             con.execute("SET temp_directory = ?", [str(tmp)])
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
@@ -413,7 +413,7 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
     return result
 
 
-def _recompute(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: Path,
+def _recompute(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: warehouse.DataDir,
                files: pl.DataFrame, changed: pl.DataFrame | None,
                say: Progress) -> tuple[int, int, int]:
     """Recompute the changed device-days and devices in one transaction; (rows, devices,

@@ -16,6 +16,7 @@ import polars as pl
 from . import cop, marts, physics, protocol
 from .config import NaviLinkConfig
 from .errors import StoreError
+from .storage import Location
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,6 +24,20 @@ if TYPE_CHECKING:
     from .refresh import RefreshResult
 
 WAREHOUSE_FILE = "warehouse.duckdb"
+
+# A data folder (Path) or a Location (a local folder or s3://bucket/prefix).
+DataDir = Path | Location
+
+
+def as_location(data_dir: DataDir) -> Location:
+    return data_dir if isinstance(data_dir, Location) else Location.from_setting(Path(data_dir))
+
+
+def file_url(data_dir: DataDir, rel: str) -> str:
+    """A file of the data location (``rel`` relative to it) as DuckDB / polars open it."""
+    if not isinstance(data_dir, Location):
+        return str(Path(data_dir) / rel)
+    return data_dir.uri(data_dir.join(rel))
 
 # Raw sources: name -> (glob relative to the data folder, dataset whose schema types it).
 SOURCES: dict[str, tuple[str, str]] = {
@@ -93,7 +108,7 @@ def source_schema(dataset: str) -> dict[str, Any]:
     return schema_of(dataset)
 
 
-def source_sql(data_dir: Path, glob: str, dataset: str, *, empty: bool = False,
+def source_sql(data_dir: DataDir, glob: str, dataset: str, *, empty: bool = False,
                files: list[str] | None = None) -> str:
     """A typed relation over ``glob`` (relative path), or over ``files`` (absolute paths, for a
     refresh); typed and empty while no file exists."""
@@ -101,22 +116,49 @@ def source_sql(data_dir: Path, glob: str, dataset: str, *, empty: bool = False,
         f'CAST(NULL AS {_polars_to_duckdb(t)}) AS "{c}"' for c, t in source_schema(dataset).items()
     )
     nothing = f"SELECT {cols} LIMIT 0"
-    if empty or (files is None and not any(data_dir.glob(glob))) or files == []:
+    loc = as_location(data_dir)
+    if files is None and loc.is_remote:  # an absolute s3:// glob through the registered fs
+        if not empty and not loc.find(loc.join(glob.split("/**", 1)[0])):
+            return nothing
+        glob = f"{loc.url}/{glob}"
+    elif files is None and not empty and not any(Path(loc.root).glob(glob)):
         return nothing
-    where = "'" + glob + "'" if files is None else (
+    if empty or files == []:
+        return nothing
+    where = "'" + glob.replace("'", "''") + "'" if files is None else (
         "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]")
     # Partition keys are stored inside the files too, so the path is not parsed (an all-digit MAC
     # would otherwise be auto-cast to an integer). BY NAME keeps every declared column present.
+    # Events are whole-row facts (the store keys them by a hash of the row): a listing taken while
+    # a compaction's sources are still beside the merged file sees them twice, so keep one.
+    select = "SELECT DISTINCT *" if dataset == "events" else "SELECT *"
     return (
-        f"SELECT * FROM read_parquet({where}, hive_partitioning = false, union_by_name = true) "
+        f"{select} FROM read_parquet({where}, hive_partitioning = false, union_by_name = true) "
         f"UNION ALL BY NAME ({nothing})"
     )
 
 
-def data_dir_of(config_or_data_dir: NaviLinkConfig | Path | str) -> Path:
+def data_dir_of(config_or_data_dir: NaviLinkConfig | Path | str) -> DataDir:
+    """The data folder (a resolved Path), or the ``Location`` of a store on S3."""
     if isinstance(config_or_data_dir, NaviLinkConfig):
+        if config_or_data_dir.is_remote:
+            return config_or_data_dir.location
         return Path(config_or_data_dir.data_dir).resolve()
     return Path(config_or_data_dir).resolve()
+
+
+def warehouse_path_of(config_or_data_dir: NaviLinkConfig | Path | str) -> Path:
+    """The DuckDB file: NAVILINK_WAREHOUSE, else ``<data_dir>/warehouse.duckdb`` (local store) or
+    ``./warehouse.duckdb`` (store on S3)."""
+    if isinstance(config_or_data_dir, NaviLinkConfig):
+        return config_or_data_dir.warehouse_path.resolve()
+    return Path(config_or_data_dir).resolve() / WAREHOUSE_FILE
+
+
+def local_home(path: Path, data_dir: DataDir) -> Path:
+    """DuckDB's folder for locks and temporary files: ``<data_dir>/.duckdb`` when the data is
+    local, else beside the warehouse file."""
+    return path.parent / ".duckdb" if isinstance(data_dir, Location) else Path(data_dir) / ".duckdb"
 
 
 def settings_row(config: NaviLinkConfig) -> dict[str, Any]:
@@ -164,10 +206,11 @@ def sql_fingerprint() -> str:
     return h.hexdigest()
 
 
-def open_file(path: Path, data_dir: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+def open_file(path: Path, data_dir: DataDir, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open ``path`` with the data folder as DuckDB's ``file_search_path`` (the raw views' globs
-    are relative to it) and UTC as the session time zone."""
-    home = data_dir / ".duckdb"
+    are relative to it) and UTC as the session time zone. A store on S3 is reached through its
+    fsspec filesystem registered on the connection (its views hold absolute s3:// globs)."""
+    home = local_home(path, data_dir)
     try:
         if not read_only:
             home.mkdir(parents=True, exist_ok=True)
@@ -178,13 +221,16 @@ def open_file(path: Path, data_dir: Path, read_only: bool) -> duckdb.DuckDBPyCon
             "or open it read-only", path=str(path)) from None
     if home.is_dir():
         con.execute("SET home_directory = ?", [str(home)])
-    con.execute("SET file_search_path = ?", [str(data_dir)])
+    if isinstance(data_dir, Location):
+        data_dir.register(con)
+    else:
+        con.execute("SET file_search_path = ?", [str(data_dir)])
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_object_cache = true")  # Parquet footers read once per connection
     return con
 
 
-def declare_sources(con: duckdb.DuckDBPyConnection, data_dir: Path, *, temp: bool,
+def declare_sources(con: duckdb.DuckDBPyConnection, data_dir: DataDir, *, temp: bool,
                     empty: bool = False) -> None:
     kind = "TEMP VIEW" if temp else "VIEW"
     for name, (glob, dataset) in SOURCES.items():
@@ -260,10 +306,10 @@ def connect(config_or_data_dir: NaviLinkConfig | Path | str,
     re-declared as temporary views, so datasets that appeared since the refresh are seen.
     """
     data_dir = data_dir_of(config_or_data_dir)
-    path = data_dir / WAREHOUSE_FILE
+    path = warehouse_path_of(config_or_data_dir)
     config = config_or_data_dir if isinstance(config_or_data_dir, NaviLinkConfig) else None
     if not is_current(path, config):
-        refresh(config or NaviLinkConfig(data_dir=data_dir))
+        refresh(config or NaviLinkConfig(data_dir=Path(str(config_or_data_dir))))
     con = open_file(path, data_dir, read_only=read_only)
     declare_sources(con, data_dir, temp=True)
     return con

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from .s3_helpers import moto_s3, s3_env  # noqa: F401  (moto's S3 server on 127.0.0.1, session-wide)
+
 CAPTURE_DIR = Path(__file__).parent / "fixtures" / "navilink-capture"
 
 

@@ -103,7 +103,7 @@ def import_file(config: NaviLinkConfig, path: Path, *, device: str | None = None
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
     is_jsonl = head.startswith(b"{") or path.suffix.lower() in (".jsonl", ".ndjson", ".json")
-    with fh, Store(Path(config.data_dir)) as store:
+    with fh, Store(config.location, spool_dir=config.spool_path) as store:
         sink = _Sink(store, path, SOURCE_JSONL if is_jsonl else SOURCE_CSV, now)
         try:
             if is_jsonl:
@@ -157,7 +157,7 @@ class _Sink:
         if self.quarantined:
             self.store.quarantine_many(self.quarantined)
             self.quarantined.clear()
-            self.res.quarantine_dir = (self.store.data_dir / QUARANTINE
+            self.res.quarantine_dir = (Path(self.store.data_dir) / QUARANTINE
                                        / f"date={self.now.astimezone(UTC).date().isoformat()}")
 
     def write_status(self) -> None:
@@ -557,7 +557,7 @@ def _import_csv(fh: IO[bytes], sink: _Sink, tz: ZoneInfo, device: str | None, no
 
 
 def _only_device(store: Store) -> str | None:
-    devs = [d for p in (store.data_dir / "status").glob("device=*") if is_mac(d := p.name.split("=", 1)[1])]
+    devs = [d for p in (Path(store.data_dir) / "status").glob("device=*") if is_mac(d := p.name.split("=", 1)[1])]
     return devs[0] if len(devs) == 1 else None
 
 

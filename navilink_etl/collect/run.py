@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ..config import MIN_REAL_CLOUD_INTERVAL_S, NaviLinkConfig
@@ -47,7 +46,7 @@ async def run_collector(config: NaviLinkConfig, *, interval: float | None = None
     every ``config.refresh_minutes`` to keep the warehouse marts fresh. ``stats.fatal`` is set when
     the run stopped on an error that must not be retried (a rejected password).
     """
-    teardown = setup_logging(Path(config.data_dir), config.log_level, debug=debug)
+    teardown = setup_logging(config.local_dir, config.log_level, debug=debug)
     try:
         if cloud is None:
             if config.is_embedded:
@@ -95,7 +94,8 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     stats.mode, stats.interval_s, stats.started_at = mode, iv, datetime.now(UTC)
     t0 = time.monotonic()
     loop = asyncio.get_running_loop()
-    store = await asyncio.to_thread(Store, Path(config.data_dir))  # replays the spool: not on the loop
+    store = await asyncio.to_thread(Store, config.location,  # replays the spool: not on the loop
+                                    spool_dir=config.spool_path)
     handlers = _install_signals(loop, stop)
     collector: Collector | None = None
     publisher: Any = None  # the Home Assistant sink, when configured

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import orjson
 
@@ -62,7 +62,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
 
 
-def storage_error(exc: BaseException, folder: Path, doing: str) -> StoreError:
+def storage_error(exc: BaseException, folder: PurePath, doing: str) -> StoreError:
     """An OS or SQLite failure while ``doing`` something in ``folder`` -> a StoreError saying what
     to do (a ``DiskFullError`` when the disk is full)."""
     if is_disk_full(exc):

@@ -21,6 +21,17 @@ by a crash is redone on restart with the same file names, so it overwrites rathe
 Rows are identified by (device, received_at, content_hash) for status, (device, day) for energy
 (latest ``fetched_at`` wins), a content hash for events and quarantine.
 
+On object storage (``data_dir`` = ``s3://bucket/prefix``, see ``storage.Location``; the spool is
+then a local ``spool_dir``), which has no rename, the same guarantees hold this way: every file is
+one PUT of the whole Parquet file (S3 shows an object only once its upload completes: never a
+partial one); flush names are fixed by the spool (``part-<spool id>-<seq>``), so a flush redone
+after a crash overwrites rather than duplicates; a compaction writes its merged object beside the
+sources, journals them and deletes them only ``retire_after`` (10 min) later, at the next
+compaction or opening, so a reader that listed them can still read them. In that window a
+listing sees merged rows twice: readers deduplicate by the row key (the warehouse's ``stg_*``
+models do). A crash after the merged object exists is completed on opening; before, the sources
+stay as they were. docs/operations.md describes it for users.
+
 Nothing spooled can block the store: every value is range-checked before it enters the spool
 (``limits``), a row that fails goes to quarantine with the field, the value and the reason, and a
 spooled batch whose write still fails the same way twice has those rows moved to quarantine. Every
@@ -34,15 +45,16 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import io
 import logging
 import numbers
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, Literal
 
 import orjson
@@ -50,7 +62,9 @@ import polars as pl
 
 from ..errors import NaviLinkError, PayloadError, StoreError
 from ..identity import is_mac, normalize_mac, require_mac
+from ..redact import redact
 from ..status import KNOWN_KEYS, content_hash, status_schema
+from ..storage import Location
 from .limits import (
     FIRST_DAY,
     LAST_DAY,
@@ -78,6 +92,9 @@ SEEN_RETENTION = timedelta(hours=26)  # live keys remembered in the spool; older
 _FLUSH_BATCH_ROWS = 200_000
 _MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
+# On object storage the sources of a compaction stay this long after the merged object appears, so
+# a reader that listed them a moment ago can still read them (it deduplicates: see the docstring).
+REMOTE_RETIRE_AFTER = timedelta(minutes=10)
 
 
 def status_file_schema() -> dict[str, Any]:
@@ -248,28 +265,47 @@ class Store:
     what cannot be written yet stays in the spool (logged).
     """
 
-    def __init__(self, data_dir: Path, *, replay: bool = True) -> None:
-        self.data_dir = Path(data_dir)
-        self._root = os.path.normpath(os.path.abspath(self.data_dir))
+    def __init__(self, data_dir: Path | str | Location, *, replay: bool = True,
+                 spool_dir: Path | None = None, retire_after: timedelta | None = None) -> None:
+        self.loc = Location.from_setting(data_dir)
+        self.remote = self.loc.is_remote
+        # local: the folder (a Path, as before); remote: bucket/prefix as a pure path (I/O goes
+        # through self.loc.fs)
+        self.data_dir: PurePath = PurePosixPath(self.loc.root) if self.remote else Path(data_dir if not
+                                                                                         isinstance(data_dir, Location) else data_dir.root)
+        self._root = self.loc.root if self.remote else os.path.normpath(os.path.abspath(self.data_dir))
+        self.retire_after = retire_after if retire_after is not None else (
+            REMOTE_RETIRE_AFTER if self.remote else timedelta(0))
         self.stats = StoreStats()
         self._flush_lock = threading.RLock()
+        if spool_dir is None:
+            if self.remote:
+                raise StoreError(f"the store {self.loc.url} is remote: give it a local spool folder "
+                                 "(NAVILINK_SPOOL_DIR, default ./spool)")
+            spool_dir = Path(self.data_dir) / "spool"
+        self.spool_dir = Path(spool_dir)
+        if self.remote:
+            self.loc.check()  # a ConfigurationError naming NAVILINK_DATA_DIR and the fix
         try:
-            (self.data_dir / "spool").mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.data_dir / "spool" / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.spool_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreError(f"cannot create the data directory {self.data_dir}: {exc.strerror}; "
-                             "check the path and its permissions (NAVILINK_DATA_DIR)") from None
+            what = "spool folder" if self.remote else "data directory"
+            raise StoreError(f"cannot create the {what} {self.spool_dir}: {exc.strerror}; "
+                             "check the path and its permissions (NAVILINK_SPOOL_DIR / "
+                             "NAVILINK_DATA_DIR)") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self._lock_fd)
-            raise StoreError(f"the data directory {self.data_dir} is in use by another collector, "
-                             "simulate or import; stop it or use another NAVILINK_DATA_DIR") from None
+            raise StoreError(f"the data directory {self.data_dir} (spool {self.spool_dir}) is in use "
+                             "by another collector, simulate or import; stop it or use another "
+                             "NAVILINK_DATA_DIR / NAVILINK_SPOOL_DIR") from None
         with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk must not stop us
             os.ftruncate(self._lock_fd, 0)
             os.write(self._lock_fd, f"{os.getpid()}\n".encode())
         try:
-            self.spool = Spool(self.data_dir / "spool" / "spool.sqlite")
+            self.spool = Spool(self.spool_dir / "spool.sqlite")
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -306,38 +342,127 @@ class Store:
                 os.close(self._lock_fd)
 
     def _recover(self) -> None:
-        for cid, target, sources in self.spool.open_compactions():
-            try:
-                if self._under(self.data_dir / target).exists():  # the merged file is in place
-                    for s in sources:
-                        with contextlib.suppress(FileNotFoundError):
-                            self._under(self.data_dir / s).unlink()
-                    log.warning("completed a compaction interrupted by a crash: %s", target)
-            except (StoreError, OSError) as exc:
-                log.error("could not complete an interrupted compaction %s: %s", target, exc)
-            self.spool.end_compaction(cid)
+        self._retire(crashed=True)
+        if self.remote:
+            return  # an S3 PUT leaves no temporary behind
         for ds in DATASETS:
-            root = self.data_dir / ds
+            root = Path(self.data_dir) / ds
             if root.exists():
                 for tmp in root.rglob(".*.tmp"):
                     with contextlib.suppress(OSError):
                         tmp.unlink()
+
+    def _retire(self, *, crashed: bool = False) -> None:
+        """Finish journaled compactions: where the merged file is in place, delete its sources
+        (on object storage only once ``retire_after`` has passed since the merge); where it is
+        not (a crash before it was written), forget the job: the sources are untouched."""
+        now = datetime.now(UTC)
+        for cid, target, sources in self.spool.open_compactions():
+            try:
+                if self._exists(self._under(self.data_dir / target)):  # the merged file is in place
+                    if self.retire_after and now - _merged_at(target) < self.retire_after:
+                        continue  # readers may still be reading the sources
+                    self._unlink_many([self._under(self.data_dir / src) for src in sources])
+                    if crashed and not self.remote:
+                        log.warning("completed a compaction interrupted by a crash: %s", target)
+            except (StoreError, OSError) as exc:
+                log.error("could not complete an interrupted compaction %s: %s", target, exc)
+            self.spool.end_compaction(cid)
+
+    def _owns(self, name: str) -> bool:
+        """Whether this store wrote the file (its spool's id is in every name it gives). On
+        object storage several collectors (one spool each) share the store, and the ``date=``
+        partitions of events and quarantine: each merges only its own files, so no two merge
+        the same rows and none deletes a file whose flush another may still redo."""
+        sid = self.spool.spool_id
+        return not self.remote or name.startswith(f"part-{sid}-") or f"-{sid}-" in name
+
+    def _retiring(self) -> set[str]:
+        """Sources of merges whose deletion waits (object storage): not merged again."""
+        return {src for _cid, _t, sources in self.spool.open_compactions() for src in sources}
+
+    # --- file I/O: the local folder or the object store ------------------------------------
+    @contextlib.contextmanager
+    def _remote(self, doing: str) -> Iterator[None]:
+        """Any failure of the object store (network, credentials, throttling) -> a StoreError:
+        never mistaken for a bad row; the rows stay in the spool and the next flush retries."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot {doing} in {self.loc.url}: {type(exc).__name__}: "
+                             + redact(str(exc))[:300] + "; check the store (NAVILINK_DATA_DIR, "
+                             "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID); rows stay in the spool and "
+                             "are written on the next flush") from None
+
+    def _exists(self, path: PurePath) -> bool:
+        if not self.remote:
+            return Path(path).exists()
+        with self._remote("look up a file"):
+            return self.loc.exists(str(path))
+
+    def _unlink(self, path: PurePath) -> None:
+        if self.remote:
+            with self._remote("delete a file"):
+                self.loc.remove(str(path))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                Path(path).unlink()
+
+    def _unlink_many(self, paths: list[Any]) -> None:
+        """Delete files (missing ones are fine); on S3 in batched DeleteObjects requests."""
+        if not self.remote:
+            for p in paths:
+                self._unlink(p)
+        elif paths:
+            with self._remote("delete files"), contextlib.suppress(FileNotFoundError):
+                self.loc.fs.rm([str(p) for p in paths])
+
+    def _write_parquet(self, df: pl.DataFrame, path: PurePath) -> int:
+        """One Parquet file, atomically: a temporary + rename locally, one PUT on S3 (an object
+        is visible only once complete)."""
+        if not self.remote:
+            return atomic_write_parquet(df, Path(path))
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression=_COMPRESSION, statistics=True)
+        with self._remote("write Parquet files"):
+            return self.loc.put_atomic(str(path), buf.getvalue())
+
+    def _read(self, files: list[Any], columns: list[str] | None = None) -> pl.DataFrame:
+        if not self.remote:
+            if columns is not None:
+                return pl.scan_parquet([Path(f) for f in files]).select(columns).collect()
+            return pl.read_parquet([Path(f) for f in files])
+        with self._remote("read Parquet files"):
+            blobs = self.loc.fs.cat([str(f) for f in files])
+        frames = [pl.read_parquet(io.BytesIO(blobs[str(f)]), columns=columns) for f in files]
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def _glob(self, root: PurePath, pattern: str) -> list[Any]:
+        if not self.remote:
+            return sorted(Path(root).glob(pattern))
+        with self._remote("list partitions"):
+            return sorted(PurePosixPath(p) for p in self.loc.fs.glob(f"{root}/{pattern}"))
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the store is closed")
 
     # --- checked paths ----------------------------------------------------------------------
-    def _under(self, path: Path) -> Path:
+    def _under(self, path: PurePath) -> Any:
         """``path`` if it lies under ``data_dir`` (lexically, after ``..`` is resolved), else a
         StoreError: no name from the wire can steer a write elsewhere."""
-        norm = os.path.normpath(os.path.abspath(path))
-        if not norm.startswith(self._root + os.sep):
+        import posixpath
+
+        norm = posixpath.normpath(str(path)) if self.remote else os.path.normpath(os.path.abspath(path))
+        sep = "/" if self.remote else os.sep
+        if not norm.startswith(self._root + sep):
             raise StoreError(f"refusing to touch {path}: it is outside the data directory "
                              f"{self.data_dir}")
         return path
 
-    def _dir(self, dataset: str, *, device: str | None = None, day: date | None = None) -> Path:
+    def _dir(self, dataset: str, *, device: str | None = None, day: date | None = None) -> Any:
         """The folder of one partition, formed only from checked names (a known dataset, a MAC,
         a real date between FIRST_DAY and LAST_DAY) and checked to lie under ``data_dir``."""
         if dataset not in DATASETS:
@@ -478,6 +603,8 @@ class Store:
     def _check_space(self) -> None:
         """Fail fast, before a batch is read, while the disk has no room at all: a collector
         retrying its flush under ENOSPC then costs one statvfs, not a batch read."""
+        if self.remote:
+            return  # the spool's own disk is checked by SQLite (SQLITE_FULL)
         try:
             st = os.statvfs(self.data_dir)
         except OSError:
@@ -590,7 +717,7 @@ class Store:
                 # keys the spool may have forgotten, or rows the bulk path wrote: ask the disk
                 part = self._anti_join_disk(part, pdir, exclude=name)
             if part.height:
-                res.bytes += atomic_write_parquet(part.sort("received_at"), pdir / name)
+                res.bytes += self._write_parquet(part.sort("received_at"), pdir / name)
                 res.files += 1
                 res.rows[STATUS] += part.height
         return res
@@ -600,7 +727,7 @@ class Store:
         df = _frame(rows, ds)
         for (day,), part in df.group_by(["date"]):
             pdir = self._dir(ds, day=day)
-            res.bytes += atomic_write_parquet(part.sort(_TIME_COL[ds]), pdir / name)
+            res.bytes += self._write_parquet(part.sort(_TIME_COL[ds]), pdir / name)
             res.files += 1
             res.rows[ds] += part.height
         return res
@@ -608,15 +735,18 @@ class Store:
     def _write_energy_rows(self, ds: str, rows: list[dict], name: str) -> FlushResult:
         return self._upsert_energy(_frame(rows, ENERGY))
 
-    @staticmethod
-    def _files(pdir: Path) -> list[Path]:
-        return sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    def _files(self, pdir: PurePath) -> list[Any]:
+        if self.remote:
+            with self._remote("list files"):
+                return [PurePosixPath(f) for f in self.loc.files(str(pdir))]
+        p = Path(pdir)
+        return sorted(p.glob("*.parquet")) if p.is_dir() else []
 
-    def _anti_join_disk(self, part: pl.DataFrame, pdir: Path, *, exclude: str | None = None) -> pl.DataFrame:
+    def _anti_join_disk(self, part: pl.DataFrame, pdir: PurePath, *, exclude: str | None = None) -> pl.DataFrame:
         files = [f for f in self._files(pdir) if f.name != exclude]
         if not files:
             return part
-        have = pl.scan_parquet(files).select("received_at", "content_hash").collect()
+        have = self._read(files, ["received_at", "content_hash"])
         before = part.height
         part = part.join(have, on=["received_at", "content_hash"], how="anti")
         self.stats.duplicates_skipped += before - part.height
@@ -630,20 +760,19 @@ class Store:
             files = self._files(ddir)
             frames = [new.with_columns(pl.lit(1).alias("_new"))]
             if files:
-                old = pl.read_parquet(files).select(list(energy_schema()))
+                old = self._read(files).select(list(energy_schema()))
                 frames.insert(0, old.with_columns(pl.lit(0).alias("_new")))
             merged = (pl.concat(frames, how="vertical_relaxed")
                       .sort(["day", "fetched_at", "_new"])
                       .unique(subset=["day"], keep="last", maintain_order=True)
                       .drop("_new").sort("day"))
             target = ddir / "part-0.parquet"
-            res.bytes += atomic_write_parquet(merged, target)
+            res.bytes += self._write_parquet(merged, target)
             res.files += 1
             res.rows[ENERGY] += new.height
             for f in files:
                 if f != target:
-                    with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
+                    self._unlink(f)
         return res
 
     # --- bulk paths (simulate, import) -----------------------------------------------------
@@ -672,7 +801,7 @@ class Store:
                            maintain_order=True)
             written = 0
             res = FlushResult()
-            name = f"part-b{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+            name = f"part-b{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.spool.spool_id}-{uuid.uuid4().hex[:8]}.parquet"
             parts = df.partition_by(["device", "date"], as_dict=True, maintain_order=True)
             # recorded before any file is written: live flushes into these partitions check the disk
             self.spool.mark_bulk_partitions([_pkey(str(d), day) for d, day in parts])
@@ -681,7 +810,7 @@ class Store:
                     pdir = self._dir(STATUS, device=dev, day=day)
                     part = self._anti_join_disk(part, pdir)
                     if part.height:
-                        res.bytes += atomic_write_parquet(part.sort("received_at"), pdir / name)
+                        res.bytes += self._write_parquet(part.sort("received_at"), pdir / name)
                         res.files += 1
                         written += part.height
             except OSError as exc:
@@ -692,7 +821,7 @@ class Store:
             self.stats.duplicates_skipped += before - df.height
         return written
 
-    def save_tou_plan(self, device: str, plan: Mapping[str, Any]) -> Path:
+    def save_tou_plan(self, device: str, plan: Mapping[str, Any]) -> Any:
         """Keep the device's TOU plan (the GET /device/tou ``data``) as ``tou/<mac>.json``; the
         warehouse prices energy with it when NAVILINK_TARIFF=tou.
 
@@ -714,7 +843,10 @@ class Store:
             data = orjson.dumps(plan, option=orjson.OPT_INDENT_2)
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise PayloadError(f"TOU plan of {mac} not saved: {exc}", field="tou") from None
-        atomic_write_bytes(data, path)
+        if self.remote:
+            self.loc.put_atomic(str(path), data)
+        else:
+            atomic_write_bytes(data, path)
         return path
 
     def write_energy_frame(self, df: pl.DataFrame) -> int:
@@ -765,46 +897,50 @@ class Store:
         with self._flush_lock:
             self.flush()
             try:
+                self._retire()
+                retiring = self._retiring()
                 for pdir, ds in self._partitions(device, day):
-                    files = self._files(pdir)
+                    files = [f for f in self._files(pdir)
+                             if str(f.relative_to(self.data_dir)) not in retiring and self._owns(f.name)]
                     if len(files) < min_files:
                         continue
-                    df = pl.read_parquet(files)
+                    df = self._read(files)
                     key = ["received_at", "content_hash"] if ds == STATUS else None
                     df = df.unique(subset=key, keep="first", maintain_order=True).sort(_TIME_COL[ds])
-                    target = pdir / f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+                    target = pdir / (f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.spool.spool_id}-"
+                                     f"{uuid.uuid4().hex[:8]}.parquet")
                     rel = [str(f.relative_to(self.data_dir)) for f in files]
                     cid = self.spool.journal_compaction(str(target.relative_to(self.data_dir)), rel)
-                    self.stats.bytes_written += atomic_write_parquet(df, target)
+                    self.stats.bytes_written += self._write_parquet(df, target)
                     self.stats.files_written += 1
-                    for f in files:
-                        with contextlib.suppress(FileNotFoundError):
-                            f.unlink()
-                    fsync_path(pdir)
-                    self.spool.end_compaction(cid)
+                    if not self.retire_after:
+                        self._unlink_many(files)
+                        if not self.remote:
+                            fsync_path(Path(pdir))
+                        self.spool.end_compaction(cid)
                     merged += 1
                     self.stats.compactions += 1
             except OSError as exc:
                 raise storage_error(exc, self.data_dir, "compact Parquet files") from None
         return merged
 
-    def _partitions(self, device: str | None, day: date | None) -> Iterable[tuple[Path, str]]:
+    def _partitions(self, device: str | None, day: date | None) -> Iterable[tuple[PurePath, str]]:
         dev_glob = f"device={require_mac(device)}" if device else "device=*"
         day_glob = f"date={day.isoformat()}" if day else "date=*"
-        yield from ((p, STATUS) for p in sorted((self.data_dir / STATUS).glob(f"{dev_glob}/{day_glob}")))
+        yield from ((p, STATUS) for p in self._glob(self.data_dir / STATUS, f"{dev_glob}/{day_glob}"))
         if device is None:
             for ds in (EVENTS, QUARANTINE):
-                yield from ((p, ds) for p in sorted((self.data_dir / ds).glob(day_glob)))
+                yield from ((p, ds) for p in self._glob(self.data_dir / ds, day_glob))
 
     def partition_file_counts(self) -> dict[str, int]:
         """Files per status partition (``device=<mac>/date=<day>`` -> count): for compaction policy."""
         root = self.data_dir / STATUS
-        return {f"{p.parent.name}/{p.name}": len(self._files(p)) for p in root.glob("device=*/date=*")}
+        return {f"{p.parent.name}/{p.name}": len(self._files(p)) for p in self._glob(root, "device=*/date=*")}
 
     # --- reading ----------------------------------------------------------------------------
     def scan(self, dataset: str) -> pl.LazyFrame:
         """A lazy frame over one dataset (empty with the right schema when nothing is stored)."""
-        return scan_dataset(self.data_dir, dataset)
+        return scan_dataset(self.loc, dataset)
 
 
 def row_problem(dataset: str, row: Mapping[str, Any]) -> str | None:
@@ -900,12 +1036,28 @@ def _refused_payload(dataset: str, row: Any, why: str) -> dict[str, Any]:
                                received_at=at)
 
 
-def scan_dataset(data_dir: Path, dataset: str) -> pl.LazyFrame:
-    """Read a dataset as any polars user would (hive partitioning on); works without a Store."""
-    root = Path(data_dir) / dataset
-    if not any(root.glob("**/*.parquet")):
+def scan_dataset(data_dir: Path | str | Location, dataset: str) -> pl.LazyFrame:
+    """Read a dataset as any polars user would (hive partitioning on); works without a Store,
+    on a local folder or an S3 location (polars reads S3 natively with ``storage_options``)."""
+    loc = Location.from_setting(data_dir)
+    if not loc.is_remote:
+        root = Path(loc.root) / dataset
+        if not any(root.glob("**/*.parquet")):
+            return pl.DataFrame(schema=schema_of(dataset)).lazy()
+        return pl.scan_parquet(str(root / "**" / "*.parquet"), hive_partitioning=True)
+    if not loc.find(loc.join(dataset)):
         return pl.DataFrame(schema=schema_of(dataset)).lazy()
-    return pl.scan_parquet(str(root / "**" / "*.parquet"), hive_partitioning=True)
+    return pl.scan_parquet(loc.url + f"/{dataset}/**/*.parquet", hive_partitioning=True,
+                           storage_options=loc.storage_options())
+
+
+def _merged_at(target: str) -> datetime:
+    """When a compaction's merged file was named (``part-cYYYYmmddTHHMMSS-...``)."""
+    name = target.rsplit("/", 1)[-1]
+    try:
+        return datetime.strptime(name[6:21], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _pkey(device: str, day: date) -> str:

@@ -189,7 +189,7 @@ def build_report(config: Any, *, device: str | None = None, start: date | None =
         raise ConfigurationError(f"--from {start} is after --to {end}")
     if device is not None:  # accept AA:BB:CC:DD:EE:FF and upper case; stored MACs are bare lower hex
         device = re.sub(r"[:\-]", "", device.strip()).lower()
-    source = str(Path(config.data_dir) / warehouse.WAREHOUSE_FILE)
+    source = str(warehouse.warehouse_path_of(config))
     say = progress or (lambda _msg: None)
     say("refreshing the warehouse")
     try:
