@@ -60,6 +60,7 @@ class Heater:
         anti_legionella_days: int | None = None,
         fan_hours: float = 185.0,
         truth: TruthLog | None = None,
+        cop_scale: float = 1.0,
     ) -> None:
         if 60.0 % step_s:
             raise ValueError("step_s must divide 60 s")
@@ -85,6 +86,7 @@ class Heater:
         h = (seed * 2654435761 + 97) & 0xFFFFFFFF
         self.element_w = spec.element_w * (0.97 + 0.07 * ((h % 1000) / 1000.0))
         self.controls_w = 1.0
+        self.cop_scale = float(cop_scale)  # scales the map's COP (compressor input unchanged)
         # settings
         self.setpoint_half_c = int(setpoint_half_c)
         self.mode = int(mode)  # stored user mode 1-5
@@ -211,7 +213,8 @@ class Heater:
         """Compressor input W and COP for the step starting now (computed once per step)."""
         if self._hp_at != self.t:
             self._hp_at = self.t
-            self._hp = hp_performance(self.tank.hp_map_c, self.ambient_c)
+            p, cop = hp_performance(self.tank.hp_map_c, self.ambient_c)
+            self._hp = (p, cop * self.cop_scale)
         return self._hp
 
     def vacation_remaining_days(self) -> int:
