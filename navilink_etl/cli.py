@@ -150,8 +150,15 @@ def simulate(
     start: Annotated[str | None, typer.Option(help="First simulated day (YYYY-MM-DD, UTC). Default: DAYS ago.")] = None,
     volume: Annotated[int, typer.Option(help="Tank size in gallons: 50, 65 or 80.")] = 65,
     location: Annotated[str, typer.Option(help="conditioned, basement or garage.")] = "basement",
+    setpoint: Annotated[float | None, typer.Option("--setpoint", metavar="F", help="Setpoint in degF, within the device's range (95-150). Default: 141 degF.")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", metavar="NAME", help="DHW mode: heat_pump, energy_saver (default), high_demand or electric.")] = None,
+    shift: Annotated[str | None, typer.Option("--shift", metavar="HH:MM-HH:MM", help="Load shift, local time: preheat to the device's maximum for 2 h before the window, no heating during it.")] = None,
 ) -> None:
-    """Write simulated samples (and ground truth under data/truth/) straight into the store."""
+    """Write simulated samples (and ground truth under data/truth/) straight into the store.
+
+    The same --seed gives the same weather and draws, so runs that differ only in --setpoint,
+    --mode or --shift differ only by those settings.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     try:
@@ -171,7 +178,7 @@ def simulate(
             result = run_sim(config.data_dir, devices=devices, days=days, interval_s=interval, seed=seed,
                              loss=loss, outage_per_week=outage_per_week, start=start_dt,
                              volume_gal=volume, location=location, progress=progress,
-                             ems_tz=config.timezone)
+                             ems_tz=config.timezone, setpoint_f=setpoint, mode=mode, shift=shift)
     except NaviLinkError as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote {result.samples:,} samples ({result.polls:,} polls, {result.pushes:,} pushes, "
