@@ -152,10 +152,10 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
     """, params={"d": device, "a": lo, "b": hi}).pl()
     n_cycles = one(con, "select count(*) from heating_cycles where device = $d and cycle_start >= $a "
                    "and cycle_start < $b", {"d": device, "a": lo, "b": hi})
+    # the draws mart's outlet estimate (the top of the tank as the upper thermistor last saw it)
     runout = one(con, """
-        select coalesce(sum(duration_s), 0) / 60.0 from int_intervals
-        where device = $d and interval_start >= $a and interval_start < $b and drawing
-            and tank_upper_c < $c
+        select coalesce(sum(duration_s), 0) / 60.0 from draws
+        where device = $d and draw_start >= $a and draw_start < $b and outlet_c < $c
     """, {"d": device, "a": lo, "b": hi, "c": delivery_c})
     return TwinInputs(
         device=device, tz=tz, t0=t0, t1=t1, first_day=first, last_day=last, draws=draws,

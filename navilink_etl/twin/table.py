@@ -49,8 +49,8 @@ def render(result: WhatIfResult) -> list[Any]:
         f"inlet {p.inlet_c:.1f} degC, COP scale {p.cop_factor:.3f}"
         + (f" (fitted {fitted.cop_factor:.3f}, calibrated on the backcast)" if fitted and fitted.cop_factor != p.cop_factor else "")
         + f"; parameters from {p.source}.",
-        "measured run-out minutes come from the upper thermistor during draws (it reads below the outlet); "
-        "the twin's are the minutes its outflow is below the delivery temperature.",
+        "measured run-out minutes: draws whose estimated outlet (draws mart) is below the delivery "
+        "temperature; the twin's: the minutes its outflow is below it.",
         *p.notes,
     ]
     return [head, table, *(Text(n, style="dim") for n in notes)]
