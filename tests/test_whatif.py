@@ -160,14 +160,16 @@ def _env(monkeypatch: pytest.MonkeyPatch, cfg: NaviLinkConfig) -> None:
 def test_cli_json_and_table(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch, world["cfg"])
     runner = CliRunner()
-    res = runner.invoke(app, ["whatif", "--mode", "heat_pump", "--tariff", "flat:0.20", "--format", "json"])
+    days = ["--from", "2026-01-06", "--to", "2026-01-07"]  # two of the days: the CLI is thin
+    res = runner.invoke(app, ["whatif", *days, "--mode", "heat_pump", "--tariff", "flat:0.20", "--format", "json"])
     assert res.exit_code == 0, res.output
     d = orjson.loads(res.stdout)
     assert d["device"] == world["result"].device and len(d["scenarios"]) == 1
+    assert d["period"] == {"from": "2026-01-06", "to": "2026-01-07", "timezone": TZ}
     sc = d["scenarios"][0]
     assert sc["settings"] == {"mode": "heat_pump"}
     assert sc["predicted"]["cost"] == pytest.approx(sc["predicted"]["total_kwh"] * 0.20, rel=1e-3)
-    res = runner.invoke(app, ["whatif", "--setpoint", "110"])
+    res = runner.invoke(app, ["whatif", *days, "--setpoint", "110"])
     assert res.exit_code == 0, res.output
     assert "What would change" in res.stdout and "setpoint 110 degF" in res.stdout
     assert "backcast" in res.stdout

@@ -12,7 +12,6 @@ from ..errors import ConfigurationError
 from .db import dicts, one, rows
 
 DEFAULT_ELEMENT_W = 5000.0  # 240 V rating (sim/plant.py ELEMENT_W)
-CONTROLS_W = 1.0  # the controls' own draw, in every whole-unit power reading
 
 
 @dataclass(frozen=True)
@@ -43,27 +42,22 @@ def _ok(x: Any) -> bool:
 
 
 def measured_element_w(con: Any, device: str, start: Any = None, end: Any = None) -> float | None:
-    """Median whole-unit power in samples whose element ran, without the compressor, since the
-    sample before (power is reported one message late), less the controls."""
+    """Median element power over the sample intervals an element ran with a measured reading
+    (``int_intervals.element_w``: the aligned whole-unit power less the controls and, in
+    hybrid runs, the compressor's share)."""
     where = "device = $device"
     params: dict[str, Any] = {"device": device}
     if start is not None:
-        where += " and received_at >= $start"
+        where += " and interval_start >= $start"
         params["start"] = start
     if end is not None:
-        where += " and received_at < $end"
+        where += " and interval_start < $end"
         params["end"] = end
     row = one(con, f"""
-        with s as (
-            select power_w,
-                coalesce(upper_element_on or lower_element_on, false) and not coalesce(compressor_on, false) as el,
-                lag(coalesce(upper_element_on or lower_element_on, false)
-                    and not coalesce(compressor_on, false)) over (order by received_at) as prev_el
-            from stg_status where {where}
-        )
-        select median(power_w), count(*) from s where el and prev_el and power_w > 1000
+        select median(element_w), count(*) from int_intervals
+        where {where} and element_on and power_source <> 'rated' and element_w > 1000
     """, params)
-    return float(row[0]) - CONTROLS_W if row and row[1] and row[1] >= 3 else None
+    return float(row[0]) if row and row[1] and row[1] >= 3 else None
 
 
 def load_params(con: Any, device: str, start: Any = None, end: Any = None) -> TwinParams:
