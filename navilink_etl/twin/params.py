@@ -38,7 +38,12 @@ def _has(con: Any, table: str) -> bool:
 
 
 def _ok(x: Any) -> bool:
-    return x is not None and isinstance(x, int | float) and math.isfinite(x) and x > 0
+    """A usable positive number (DuckDB may hand back DECIMAL as ``Decimal``)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(v) and v > 0
 
 
 def measured_element_w(con: Any, device: str, start: Any = None, end: Any = None) -> float | None:
@@ -85,7 +90,7 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None) -> Tw
                 cop_factor=float(r["cop_factor"]) if _ok(r.get("cop_factor")) else 1.0,
                 element_w=el, inlet_c=float(inlet) if _ok(inlet) else inlet_default,
                 source="device_model",
-                se={k[:-3]: r[k] for k in r if k.endswith("_se")}, inlet_monthly=monthly)
+                se={k[:-3]: float(r[k]) if r[k] is not None else None for k in r if k.endswith("_se")}, inlet_monthly=monthly)
     model = one(con, "select ua_w_per_k, capacity_wh_per_k, cop_factor from int_device_models "
                 "where device = ?", [device])
     if model is None:
