@@ -88,7 +88,16 @@ def room_series(t: np.ndarray, ambient: np.ndarray, comp: np.ndarray) -> tuple[n
     if long_run.sum() >= 5:
         est = (room_at[long_run] - ambient[long_run]) / (1.0 - np.exp(-runtime[long_run] / COOLING_TAU_S))
         cooling = float(np.clip(np.median(est), 0.0, 3.0))
-    return rt, rc, cooling
+    if cooling <= 0.0:
+        return rt, rc, cooling
+    # every reading is the room less the pull-down so far: add the modelled pull-down back, so the
+    # room keeps its own swings during long runs too (not just a line between settled readings)
+    pull = np.zeros(len(t))
+    decay = np.exp(-np.diff(t) / COOLING_TAU_S)
+    target = np.where(comp[:-1], cooling, 0.0)
+    for i in range(1, len(t)):
+        pull[i] = target[i - 1] + (pull[i - 1] - target[i - 1]) * decay[i - 1]
+    return t, ambient + pull, cooling
 
 
 def initial_profile(upper_c: float, lower_c: float, n: int = 12, upper_node: int = 8,
