@@ -104,3 +104,14 @@ def test_peak_window_uses_local_time_and_may_cross_midnight() -> None:
     assert np.flatnonzero(evening).tolist() == [0, 1, 2, 22, 23]
     night = Window(22 * 60, 2 * 60, "UTC").contains(hours)
     assert np.flatnonzero(night).tolist() == [0, 1, 22, 23]
+
+
+def test_standard_scenarios_stay_in_the_device_range() -> None:
+    from navilink_etl.twin.whatif import standard_scenarios
+
+    names = [s.name for s in standard_scenarios(98, tou=True)]  # 120 degF
+    assert names == ["setpoint 110 degF", "heat pump only", "shift 16:00-21:00"]
+    assert [s.setpoint_f for s in standard_scenarios(98, tou=False)] == [110, None]
+    low = standard_scenarios(72, tou=False)  # 97 degF: 10 lower is below the 95 degF floor
+    assert [s.setpoint_f for s in low] == [95, None]
+    assert [s.name for s in standard_scenarios(70, tou=False)] == ["heat pump only"]  # at the floor

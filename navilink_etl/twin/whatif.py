@@ -4,6 +4,7 @@ the backcast error. ``WhatIfResult.to_dict`` is the JSON answer of ``navilink-et
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -13,7 +14,7 @@ from ..config import NaviLinkConfig
 from ..errors import ConfigurationError
 from ..identity import normalize_mac
 from ..physics import f_to_c
-from ..protocol import DhwMode, f_from_half_c, mode_name
+from ..protocol import DhwMode, f_from_half_c, half_c_from_f, mode_name
 from ..sim.schedule import MAX_HALF_C, LoadShift, mode_number, setpoint_half_c
 from .db import one, rows
 from .inputs import TwinInputs, default_period, read_inputs
@@ -141,10 +142,14 @@ def _rounded(m: M) -> M:
     return {k: (None if v is None else round(v, 4)) for k, v in m.items()}
 
 
-def standard_scenarios(actual_half_c: int, tou: bool, shift: str = DEFAULT_PEAK) -> list[Scenario]:
-    """The report's three: setpoint 10 degF lower, heat pump only, a peak shift (TOU tariff only)."""
-    sp = round(f_from_half_c(actual_half_c) - 10.0)
-    out = [Scenario(f"setpoint {sp} degF", setpoint_f=sp), Scenario("heat pump only", mode="heat_pump")]
+def standard_scenarios(actual_half_c: int, tou: bool, shift: str = DEFAULT_PEAK,
+                       min_half_c: int = 70) -> list[Scenario]:
+    """The report's three: setpoint 10 degF lower (not below the device's minimum), heat pump
+    only, a peak shift (TOU tariff only)."""
+    sp = max(round(f_from_half_c(actual_half_c) - 10.0), math.ceil(f_from_half_c(min_half_c)))
+    out = [Scenario("heat pump only", mode="heat_pump")]
+    if half_c_from_f(sp) < actual_half_c:
+        out.insert(0, Scenario(f"setpoint {sp} degF", setpoint_f=sp))
     if tou:
         out.append(Scenario(f"shift {shift}", shift=shift))
     return out
@@ -211,7 +216,7 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
         todo = [Scenario(_name(setpoint_f, mode, shift), setpoint_f, mode, shift)]
     else:
         todo = scenarios if scenarios is not None else standard_scenarios(
-            inputs.settings[-1][1], is_tou(tariff_label), win.label)
+            inputs.settings[-1][1], is_tou(tariff_label), win.label, min_half)
     for sc in todo:
         say(f"scenario: {sc.name}")
         run = run_scenario(params, inputs, sc, min_half)
