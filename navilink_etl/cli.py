@@ -150,8 +150,15 @@ def simulate(
     start: Annotated[str | None, typer.Option(help="First simulated day (YYYY-MM-DD, UTC). Default: DAYS ago.")] = None,
     volume: Annotated[int, typer.Option(help="Tank size in gallons: 50, 65 or 80.")] = 65,
     location: Annotated[str, typer.Option(help="conditioned, basement or garage.")] = "basement",
+    setpoint: Annotated[float | None, typer.Option("--setpoint", metavar="F", help="Setpoint in degF, within the device's range (95-150). Default: 141 degF.")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", metavar="NAME", help="DHW mode: heat_pump, energy_saver (default), high_demand or electric.")] = None,
+    shift: Annotated[str | None, typer.Option("--shift", metavar="HH:MM-HH:MM", help="Load shift, local time: preheat to the device's maximum for 2 h before the window, no heating during it.")] = None,
 ) -> None:
-    """Write simulated samples (and ground truth under data/truth/) straight into the store."""
+    """Write simulated samples (and ground truth under data/truth/) straight into the store.
+
+    The same --seed gives the same weather and draws, so runs that differ only in --setpoint,
+    --mode or --shift differ only by those settings.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     try:
@@ -171,7 +178,7 @@ def simulate(
             result = run_sim(config.local_data_dir, devices=devices, days=days, interval_s=interval, seed=seed,
                              loss=loss, outage_per_week=outage_per_week, start=start_dt,
                              volume_gal=volume, location=location, progress=progress,
-                             ems_tz=config.timezone)
+                             ems_tz=config.timezone, setpoint_f=setpoint, mode=mode, shift=shift)
     except NaviLinkError as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote {result.samples:,} samples ({result.polls:,} polls, {result.pushes:,} pushes, "
@@ -321,6 +328,49 @@ def report(
         raise _fail(exc) from None
     for p in paths:
         typer.echo(str(p))
+
+
+@app.command()
+def whatif(
+    device: Annotated[str | None, typer.Option(help="The device (MAC). Default: the only one in the warehouse.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First local day, YYYY-MM-DD. Default: 7 days before the last data.")] = None,
+    to: Annotated[str | None, typer.Option(help="Last local day, YYYY-MM-DD, inclusive. Default: the last day with data.")] = None,
+    setpoint: Annotated[float | None, typer.Option("--setpoint", metavar="F", help="What if the setpoint were F degF (within the device's range).")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", metavar="NAME", help="What if the DHW mode were heat_pump, energy_saver, high_demand or electric.")] = None,
+    shift: Annotated[str | None, typer.Option("--shift", metavar="HH:MM-HH:MM", help="What if it preheated before this local window and did not heat during it (also the peak window).")] = None,
+    tariff: Annotated[str | None, typer.Option("--tariff", metavar="KIND[:ARG]", help="flat[:PRICE], tou[:PLAN.json] (default plan: data/tou/) or csv[:FILE]. Default: NAVILINK_TARIFF.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Replay the period through a calibrated twin of the heater: first as it was (the backcast,
+    against what was measured), then with the changed settings; with no setting given, the
+    standard what-ifs (setpoint 10 degF lower, heat pump only, a 16:00-21:00 shift on a TOU tariff).
+    Needs a refreshed warehouse (`navilink-etl refresh`)."""
+    if format not in ("table", "json"):
+        raise typer.BadParameter("use table or json", param_hint="--format")
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        config = _config()
+        _setup_logging(config.log_level)
+        from .twin import whatif as run_whatif
+
+        with err.status("what-if") as line:
+            result = run_whatif(config, device=device, start=_parse_day(from_, "--from"),
+                                end=_parse_day(to, "--to"), setpoint_f=setpoint, mode=mode, shift=shift,
+                                tariff=tariff, progress=lambda msg: line.update(msg))
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    if format == "json":
+        import orjson
+
+        typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    from .twin.table import render
+
+    out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and files: no 80-column wrap
+    for part in render(result):
+        out.print(part)
 
 
 @app.command()

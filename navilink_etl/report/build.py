@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from ..errors import ConfigurationError, StoreError
 from . import charts, summary
+from . import whatif as whatif_section
 from .data import TIMELINE_DAYS, ReportData, default_period, list_devices, load
 from .html import Image, Section, render_html
 from .pdf import cover, write_pdf
@@ -112,7 +113,7 @@ _INTROS = {
 
 
 def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
-              chart_list: Sequence[Chart]) -> list[Section]:
+              chart_list: Sequence[Chart], whatif: Any = None) -> list[Section]:
     order: list[str] = []
     for c in chart_list:
         if c.section != "Headline" and c.section not in order:
@@ -122,6 +123,10 @@ def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
         imgs = [images[c.slug] for c in chart_list if c.section == name and c.slug in images]
         tables = {"Data quality": [summary.coverage_table(data)],
                   "Why the element ran": [summary.element_cause_table(data)]}.get(name, [])
+        if name == whatif_section.SECTION and whatif is not None:
+            out.append(Section(name, whatif_section.INTRO, imgs, [whatif_section.table(whatif)],
+                               whatif_section.notes(whatif)))
+            continue
         out.append(Section(name, _INTROS.get(name, ""), imgs, tables))
     out.append(Section("About these numbers", notes=[*s.notes, *_METHOD_NOTES]))
     return out
@@ -129,8 +134,9 @@ def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
 
 def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
                   formats: Iterable[str] = FORMATS,
-                  progress: Progress | None = None, source: str = "") -> list[Path]:
-    """Draw every chart for ``data`` and write the requested formats under ``out_dir``."""
+                  progress: Progress | None = None, source: str = "", whatif: Any = None) -> list[Path]:
+    """Draw every chart for ``data`` and write the requested formats under ``out_dir``
+    (``whatif``: a ``twin.WhatIfResult`` for the "What would change" section, if any)."""
     u = Units.of(units)
     fmts = tuple(dict.fromkeys(formats))
     if bad := [f for f in fmts if f not in FORMATS]:
@@ -144,6 +150,8 @@ def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
     s = summary.summarize(data)
     say(f"{data.device}: drawing charts")
     chart_list = make_charts(data, s, u)
+    if whatif is not None:
+        chart_list.append(Chart("whatif", whatif_section.SECTION, whatif_section.chart(whatif)))
     paths: list[Path] = []
     images: dict[str, Image] = {}
     if "html" in fmts or "png" in fmts:
@@ -163,7 +171,7 @@ def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
     if "html" in fmts:
         say(f"{data.device}: writing HTML")
         page = render_html(title=title, subtitle=subtitle, tiles=summary.tiles(s, u),
-                           sections=_sections(data, s, images, chart_list), footer=footer)
+                           sections=_sections(data, s, images, chart_list, whatif), footer=footer)
         paths.append(_write_bytes(out_dir / f"{stem}.html", page.encode("utf-8")))
     if "pdf" in fmts:
         say(f"{data.device}: writing PDF")
@@ -217,8 +225,10 @@ def build_report(config: Any, *, device: str | None = None, start: date | None =
             data = load(con, dev, period[0], period[1], config.timezone)
             if data.energy_daily.is_empty():
                 say(f"{dev}: warning: no data from {period[0]} to {period[1]}")
+            wi = whatif_section.answer(config, con, dev, period[0], period[1], progress=say) \
+                if not data.energy_daily.is_empty() else None
             paths += render_report(data, out_dir=out_dir, units=u, formats=formats,
-                                   progress=say, source=source)
+                                   progress=say, source=source, whatif=wi)
     finally:
         con.close()
     say(f"done: {len(paths)} files in {out_dir}")

@@ -20,6 +20,7 @@ from ..protocol import DhwMode, Event
 from .draws import Draw, DrawStream, NoDraws
 from .ledger import TruthLog
 from .plant import HP_LOCKOUT_F, Tank, TankSpec, c_to_f, hp_performance
+from .schedule import LoadShift
 from .weather import Weather, inlet_c
 
 TRUTH_STEP_S = 60.0
@@ -62,6 +63,7 @@ class Heater:
         cop_scale: float = 1.0,
         truth: TruthLog | None = None,
         plan: Sequence[tuple[float, str, int]] = (),
+        schedule: LoadShift | None = None,
     ) -> None:
         """``plan``: timed setting changes (epoch s, "setpoint_half_c" | "mode" | "vacation_days",
         value), applied at the first step boundary at or after their time, as a control request
@@ -86,11 +88,12 @@ class Heater:
         self.inlet = inlet or inlet_c
         self.tz = ZoneInfo(ems_tz)
         self.truth = truth
-        self.cop_scale = cop_scale  # scales the map's COP (heat out); compressor input unchanged
         # device-specific electrical spread: element ~ +/-4 % of rating (line voltage), fan W
         h = (seed * 2654435761 + 97) & 0xFFFFFFFF
         self.element_w = spec.element_w * (0.97 + 0.07 * ((h % 1000) / 1000.0))
         self.controls_w = 1.0
+        self.cop_scale = float(cop_scale)  # scales the map's COP (compressor input unchanged)
+        self.schedule = schedule  # a daily load shift (sim/schedule.py), None = heat any time
         # settings
         self.setpoint_half_c = int(setpoint_half_c)
         self.mode = int(mode)  # stored user mode 1-5
@@ -330,6 +333,8 @@ class Heater:
         up, lo = nodes[tank.spec.upper_sensor_node], nodes[tank.spec.lower_sensor_node]
         sp = self.setpoint_half_c / 2.0
         eff = self.effective_mode()
+        if self.schedule is not None:
+            sp, eff = self.schedule.adjust(t, sp, eff)
         want_hp = want_up = want_lo = False
         fz = self.freeze_half_c / 2.0
         if not self.freeze_active and min(up, lo) < fz:
@@ -498,6 +503,8 @@ class Heater:
             return t
         lim = min(t_limit, self.electric_revert_at, self.al_next if self.al_enabled else _INF,
                   self.plan_next)
+        if self.schedule is not None:
+            lim = min(lim, self.schedule.next_change(t))
         if self.next_draw is not None:
             lim = min(lim, self.next_draw.start)
         if self.mode == DhwMode.VACATION:
@@ -539,8 +546,10 @@ class Heater:
         fz = self.freeze_half_c / 2.0
         act = np.minimum(up, lo) < fz
         eff = self.effective_mode()
+        sp = self.setpoint_c
+        if self.schedule is not None:
+            sp, eff = self.schedule.adjust(t0, sp, eff)
         if eff:
-            sp = self.setpoint_c
             diff = self.electric_on_diff_k if eff == DhwMode.ELECTRIC else self.hp_on_diff_k
             act |= (lo < sp - diff) | (up < sp - self.upper_on_diff_k)
         act[0] = False

@@ -21,6 +21,8 @@ from .draws import DoeDraws, DrawStream, HouseholdDraws, NoDraws
 from .ledger import TruthLog
 from .model import Push
 from .plant import TankSpec
+from .schedule import LoadShift
+from .schedule import heater_options as schedule_options
 from .weather import Weather
 
 FIRMWARES = ("2025-09", "2025-10")
@@ -244,9 +246,15 @@ class SimulatedDevice:
         reference_c: float | None = None,
         ua_w_per_k: float | None = None,
         ems_tz: str = "UTC",
+        setpoint_f: float | None = None,
+        shift: str | LoadShift | None = None,
         **heater_options: Any,
     ) -> None:
         status_keys(firmware)  # validates
+        # changed settings (sim/schedule.py): degF setpoint, mode by name, daily load shift
+        mode = heater_options.pop("mode", None)
+        heater_options.update(schedule_options(setpoint_f, mode, shift, tz=ems_tz,
+                                               min_half_c=81 if firmware == "2025-10" else 70))
         self.mac = mac.lower()
         self.additional_value = additional_value
         self.home_seq = home_seq

@@ -386,6 +386,9 @@ def simulate(
     process while the plant runs (on 2 cores the wall time is then about the plant's alone).
     ``parse_all`` (default: for shorter runs) sends every distinct payload through the real
     parser; otherwise ``verify_fraction`` of them is (see ``_ChunkWriter``).
+    ``device_options`` go to every ``SimulatedDevice``, among them the settings ``setpoint_f``
+    (degF), ``mode`` (heat_pump, energy_saver, high_demand, electric) and ``shift``
+    ("HH:MM-HH:MM", sim/schedule.py); the same ``seed`` keeps the weather and the draws.
     """
     t_wall = time.perf_counter()
     if not 0.0 <= loss < 1.0:

@@ -1,0 +1,175 @@
+"""What the twin replays for one device and period, read from the warehouse: the inferred draws
+(``draws`` mart: times and energy; volumes at the twin's inlet), the room temperature (measured
+ambient away from heat-pump runs, which pull the room down; that pull-down fitted separately),
+the tank's state at the start, the settings the heater had, and the measured energy to compare."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from ..errors import ConfigurationError
+from ..physics import WH_PER_L_K
+from .db import one
+from .params import TwinParams
+
+ROOM_SETTLED_S = 3600.0  # compressor off this long: the ambient reading is the room's own
+COOLING_TAU_S = 2700.0  # the heat pump's pull-down of its room (first order, as the simulator)
+MIN_DRAW_WH = 10.0
+
+
+@dataclass
+class TwinInputs:
+    device: str
+    tz: str
+    t0: float  # epoch s: the replay starts here (first sample of the period)
+    t1: float  # ... and ends here (end of the last day, or the last sample)
+    first_day: date
+    last_day: date
+    draws: list[tuple[float, float, float, str]]  # (start, duration s, L/min, kind)
+    draw_energy_wh: float  # the draws mart's energy over the period
+    room_t: np.ndarray
+    room_c: np.ndarray
+    cooling_k: float
+    initial_c: list[float]
+    settings: list[tuple[float, int, int]]  # (t, setpoint half-degC, mode 1-5), first at t0
+    slots: pl.DataFrame  # measured 15-min slots: t (epoch), compressor_wh, element_wh, standby_wh, total_wh
+    measured_cycles: int
+    measured_runout_min: float
+    samples: int
+    notes: list[str] = field(default_factory=list)
+
+
+def local_bounds(first: date, last: date, tz: str) -> tuple[float, float]:
+    zone = ZoneInfo(tz)
+    a = datetime(first.year, first.month, first.day, tzinfo=zone)
+    b = datetime(last.year, last.month, last.day, tzinfo=zone) + timedelta(days=1)
+    return a.timestamp(), b.timestamp()
+
+
+def default_period(con: Any, device: str, tz: str, days: int = 7) -> tuple[date, date]:
+    row = one(con, "select min(received_at), max(received_at) from stg_status where device = ?", [device])
+    if row is None or row[0] is None:
+        raise ConfigurationError(f"device {device} has no status samples", device=device)
+    first = row[0].astimezone(ZoneInfo(tz)).date()
+    last = row[1].astimezone(ZoneInfo(tz)).date()
+    return max(first, last - timedelta(days=days - 1)), last
+
+
+def _ffill_time(t: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """For each sample, the last time at or before it where ``mask`` held (-inf if never)."""
+    marks = np.where(mask, t, -np.inf)
+    return np.maximum.accumulate(marks) if len(marks) else marks
+
+
+def room_series(t: np.ndarray, ambient: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(times, room degC, pull-down K): the room from readings taken with the compressor off for an
+    hour; the pull-down from readings in long runs against that room (median, 0-3 K)."""
+    ok = np.isfinite(ambient)
+    t, ambient, comp = t[ok], ambient[ok], comp[ok]
+    if len(t) == 0:
+        return np.array([0.0]), np.array([20.0]), 0.0
+    since_on = t - _ffill_time(t, comp)
+    settled = ~comp & (since_on >= ROOM_SETTLED_S)
+    if settled.sum() < 10:
+        settled = ~comp if (~comp).sum() >= 10 else np.ones(len(t), dtype=bool)
+    rt, rc = t[settled], ambient[settled]
+    room_at = np.interp(t, rt, rc)
+    run_start = _ffill_time(t, comp & ~np.concatenate(([False], comp[:-1])))
+    runtime = t - run_start
+    long_run = comp & (runtime >= 1800.0)
+    cooling = 0.0
+    if long_run.sum() >= 5:
+        est = (room_at[long_run] - ambient[long_run]) / (1.0 - np.exp(-runtime[long_run] / COOLING_TAU_S))
+        cooling = float(np.clip(np.median(est), 0.0, 3.0))
+    if cooling <= 0.0:
+        return rt, rc, cooling
+    # every reading is the room less the pull-down so far: add the modelled pull-down back, so the
+    # room keeps its own swings during long runs too (not just a line between settled readings)
+    pull = np.zeros(len(t))
+    decay = np.exp(-np.diff(t) / COOLING_TAU_S)
+    target = np.where(comp[:-1], cooling, 0.0)
+    for i in range(1, len(t)):
+        pull[i] = target[i - 1] + (pull[i - 1] - target[i - 1]) * decay[i - 1]
+    return t, ambient + pull, cooling
+
+
+def initial_profile(upper_c: float, lower_c: float, n: int = 12, upper_node: int = 8,
+                    lower_node: int = 2) -> list[float]:
+    """Node temperatures (bottom first) through the two thermistors, flat beyond them."""
+    out = []
+    for i in range(n):
+        f = min(1.0, max(0.0, (i - lower_node) / (upper_node - lower_node)))
+        out.append(lower_c + f * (upper_c - lower_c))
+    return sorted(out)
+
+
+def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
+                delivery_c: float, poll_s: float = 30.0) -> TwinInputs:
+    device = params.device
+    a, b = local_bounds(first, last, tz)
+    lo, hi = datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
+    s = con.sql("""
+        select epoch(received_at) as t, tank_upper_c, tank_lower_c, ambient_c,
+            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode
+        from stg_status where device = $d and received_at >= $a and received_at < $b
+        order by received_at
+    """, params={"d": device, "a": lo, "b": hi}).pl()
+    if s.height < 10:
+        raise ConfigurationError(f"device {device} has {s.height} status samples from {first} to {last}: "
+                                 "too few to replay; choose a period with data (--from/--to)", device=device)
+    t = s["t"].to_numpy().astype(float)
+    t0, t1 = float(t[0]), min(b, float(t[-1]) + poll_s)
+    rt, rc, cooling = room_series(t, s["ambient_c"].to_numpy().astype(float), s["comp"].to_numpy())
+    first_ok = s.filter(pl.col("tank_upper_c").is_not_null() & pl.col("tank_lower_c").is_not_null()).row(0, named=True)
+    settings: list[tuple[float, int, int]] = []
+    for tt, sp, mode in s.select("t", "setpoint_c", "dhw_mode").iter_rows():
+        if sp is None or mode is None or mode not in (1, 2, 3, 4, 5):
+            continue
+        key = (round(sp * 2), int(mode))
+        if not settings or settings[-1][1:] != key:
+            settings.append((float(tt) if settings else t0, *key))
+    if not settings:
+        raise ConfigurationError(f"device {device} reports no setpoint/mode from {first} to {last}",
+                                 device=device)
+    draws_df = con.sql("""
+        select epoch(draw_start) as s, epoch(draw_end) as e, energy_wh, outlet_c
+        from draws where device = $d and draw_start >= $a and draw_start < $b order by draw_start
+    """, params={"d": device, "a": lo, "b": hi}).pl()
+    draws: list[tuple[float, float, float, str]] = []
+    energy = 0.0
+    for ds, de, wh, outlet in draws_df.iter_rows():
+        if wh is None or not math.isfinite(wh) or wh < MIN_DRAW_WH or outlet is None:
+            continue
+        month = datetime.fromtimestamp(ds, UTC).month
+        rise = max(5.0, float(outlet) - params.inlet_at_month(month))
+        vol = wh / (WH_PER_L_K * rise)
+        dur = max(poll_s, float(de) - float(ds))
+        start = float(ds) - poll_s / 2.0  # it began between the sample before and the first seen
+        draws.append((max(t0, start), dur, vol / dur * 60.0, "inferred"))
+        energy += wh
+    slots = con.sql("""
+        select epoch(slot_start) as t, compressor_wh, element_wh, standby_wh, total_wh
+        from int_energy_slots where device = $d and slot_start >= $a and slot_start < $b
+        order by slot_start
+    """, params={"d": device, "a": lo, "b": hi}).pl()
+    n_cycles = one(con, "select count(*) from heating_cycles where device = $d and cycle_start >= $a "
+                   "and cycle_start < $b", {"d": device, "a": lo, "b": hi})
+    # the draws mart's outlet estimate (the top of the tank as the upper thermistor last saw it)
+    runout = one(con, """
+        select coalesce(sum(duration_s), 0) / 60.0 from draws
+        where device = $d and draw_start >= $a and draw_start < $b and outlet_c < $c
+    """, {"d": device, "a": lo, "b": hi, "c": delivery_c})
+    return TwinInputs(
+        device=device, tz=tz, t0=t0, t1=t1, first_day=first, last_day=last, draws=draws,
+        draw_energy_wh=energy, room_t=rt, room_c=rc, cooling_k=cooling,
+        initial_c=initial_profile(float(first_ok["tank_upper_c"]), float(first_ok["tank_lower_c"])),
+        settings=settings, slots=slots, measured_cycles=int(n_cycles[0] if n_cycles else 0),
+        measured_runout_min=float(runout[0] if runout and runout[0] is not None else 0.0),
+        samples=s.height)

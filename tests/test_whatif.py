@@ -1,0 +1,191 @@
+"""The what-if twin against the simulator's ground truth (docs/metrics.md, "What would change").
+
+One household simulated once per module (truth A, energy saver at 120 degF), plus the same seed
+under each changed setting (truth B: same weather and draws, only the setting differs). The twin
+is fitted on A's warehouse, backcasts A, and predicts each B.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from navilink_etl import warehouse
+from navilink_etl.cli import app
+from navilink_etl.config import NaviLinkConfig
+from navilink_etl.physics import f_to_c
+from navilink_etl.twin import Scenario, whatif
+from navilink_etl.twin.metrics import FIELDS, Window, run_metrics
+from navilink_etl.twin.replay import epoch_frame, replay, true_draws
+from navilink_etl.twin.tariff import price_function
+
+TZ = "America/Chicago"
+START = datetime(2026, 1, 5, tzinfo=UTC)
+DAYS = 4
+SEED = 22
+BASE: dict[str, Any] = {"setpoint_f": 120.0, "mode": "energy_saver"}
+SCENARIOS = {
+    "setpoint +10": {"setpoint_f": 130.0},
+    "setpoint -10": {"setpoint_f": 110.0},
+    "heat pump only": {"mode": "heat_pump"},
+    "electric": {"mode": "electric"},
+    "shift 16:00-21:00": {"shift": "16:00-21:00"},
+}
+WEEKS = DAYS / 7.0
+DELIVERY_C = f_to_c(105.0)
+
+
+def _truth(data: Path, name: str) -> pl.DataFrame:
+    return pl.read_parquet(data / "truth" / name / "**" / "*.parquet", hive_partitioning=False)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from navilink_etl.sim.simulate import simulate
+
+    root = tmp_path_factory.mktemp("whatif")
+    common = {"devices": 1, "days": DAYS, "interval_s": 30, "seed": SEED, "start": START, "ems_tz": TZ}
+    simulate(root / "A", **common, **BASE)
+    for name, opts in SCENARIOS.items():
+        simulate(root / name, **common, **(BASE | opts))
+    inlet_c = _truth(root / "A", "steps")["inlet_c"].mean()
+    assert isinstance(inlet_c, float)
+    cfg = NaviLinkConfig(data_dir=root / "A", polling_interval=30, timezone=TZ,
+                         inlet_temperature_f=inlet_c * 1.8 + 32)
+    warehouse.refresh(cfg)
+    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()])
+    assert result.inputs is not None
+    price, _ = price_function(cfg, result.device)
+    window = Window(16 * 60, 21 * 60, TZ)
+    t0, t1 = result.inputs.t0, result.inputs.t1
+
+    def truth_m(data: Path) -> dict[str, float | None]:
+        steps = epoch_frame(_truth(data, "steps"), ("t_start", "t_end"))
+        steps = steps.filter((pl.col("t_start") >= t0) & (pl.col("t_start") < t1))
+        return run_metrics(steps, epoch_frame(_truth(data, "draws"), ("start", "end")), price, window, DELIVERY_C)
+
+    truth = {name: truth_m(root / name) for name in ["A", *SCENARIOS]}
+    return {"root": root, "cfg": cfg, "result": result, "truth": truth, "price": price, "window": window}
+
+
+def _close(pred: float, true: float, rel: float, floor: float) -> bool:
+    return abs(pred - true) <= max(rel * abs(true), floor)
+
+
+def test_backcast_matches_the_measured_and_the_truth(world: dict[str, Any]) -> None:
+    r = world["result"]
+    measured, predicted, truth = r.backcast_measured, r.backcast_predicted, world["truth"]["A"]
+    for ref in (measured, truth):
+        assert _close(predicted["total_kwh"], ref["total_kwh"], 0.03, 0.0), (predicted, ref)
+        assert _close(predicted["element_kwh"], ref["element_kwh"], 0.10, 0.3 * WEEKS), (predicted, ref)
+    assert measured["element_kwh"] > 0.5  # the household needs the element now and then: a real test
+    assert abs(predicted["cycles"] - measured["cycles"]) <= max(2, 0.2 * measured["cycles"])
+    # the calibration moved the COP scale toward the truth (1.0) from the warehouse's first guess
+    assert r.fitted_params is not None
+    assert abs(r.params.cop_factor - 1.0) <= abs(r.fitted_params.cop_factor - 1.0) + 0.01
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_whatif_predicts_truth_b(world: dict[str, Any], name: str) -> None:
+    r = world["result"]
+    sc = next(s for s in r.scenarios if s.name == name)
+    p, t = sc.predicted, world["truth"][name]
+    assert _close(p["total_kwh"], t["total_kwh"], 0.05, 0.0), (p, t)
+    assert _close(p["element_kwh"], t["element_kwh"], 0.15, 0.5 * WEEKS), (p, t)
+    assert _close(p["runout_min"], t["runout_min"], 0.20, 10.0 * WEEKS), (p, t)
+    # peak-window kWh: 10 % (docs/metrics.md gives the measured figures; the timing of the inferred
+    # draws moves whole recovery cycles across the window's edges over a few days)
+    assert _close(p["peak_kwh"], t["peak_kwh"], 0.10 if "shift" in name else 0.25, 0.05), (p, t)
+    # the change itself points the right way (the answer a user acts on)
+    base = world["truth"]["A"]["total_kwh"]
+    assert (p["total_kwh"] - r.backcast_predicted["total_kwh"]) * (t["total_kwh"] - base) > 0
+
+
+def test_bands_contain_the_prediction_and_follow_the_backcast_error(world: dict[str, Any]) -> None:
+    r = world["result"]
+    for sc in r.scenarios:
+        for k in FIELDS:
+            lo, hi = sc.band[k]
+            v = sc.predicted[k]
+            assert lo is not None and hi is not None and v is not None and lo <= v <= hi
+        lo, hi = sc.band["total_kwh"]
+        assert (hi - lo) / 2 >= max(r.errors["total_kwh"], 0.02) * sc.predicted["total_kwh"] - 1e-3
+
+
+def test_partial_observability_costs_accuracy(world: dict[str, Any]) -> None:
+    """The twin given the true draws and the true constants reproduces truth A (the replay is the
+    simulator); the inferred draws miss energy (small draws hide in standby)."""
+    import dataclasses
+
+    r = world["result"]
+    true_dev = _truth(world["root"] / "A", "devices").row(0, named=True)
+    exact = dataclasses.replace(r.params, capacity_wh_per_k=true_dev["capacity_wh_per_k"],
+                                ua_w_per_k=true_dev["ua_w_per_k"], cop_factor=true_dev["cop_scale"],
+                                element_w=true_dev["element_w"])
+    truth_draws = _truth(world["root"] / "A", "draws")
+    run = replay(exact, r.inputs, draws=true_draws(truth_draws))
+    m = run_metrics(run.steps, run.draws, world["price"], world["window"], DELIVERY_C)
+    t = world["truth"]["A"]
+    assert _close(m["total_kwh"], t["total_kwh"], 0.01, 0.0), (m, t)
+    assert _close(m["element_kwh"], t["element_kwh"], 0.02, 0.05), (m, t)
+    seen = r.inputs.draw_energy_wh / float(truth_draws["energy_wh"].sum())
+    assert 0.7 < seen < 1.0  # some draw energy is not seen by the draws mart
+
+
+def test_json_answer_has_the_issue_shape(world: dict[str, Any]) -> None:
+    d = world["result"].to_dict()
+    assert set(d) == {"device", "period", "backcast", "scenarios"}
+    assert set(d["backcast"]) == {"measured", "predicted"}
+    for m in (d["backcast"]["measured"], d["backcast"]["predicted"]):
+        assert set(FIELDS) <= set(m)
+    for s in d["scenarios"]:
+        assert set(s) == {"name", "settings", "predicted", "band"}
+        assert set(s["predicted"]) == set(FIELDS) and set(s["band"]) == set(FIELDS)
+    orjson.dumps(d)
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, cfg: NaviLinkConfig) -> None:
+    monkeypatch.setenv("NAVILINK_DATA_DIR", str(cfg.data_dir))
+    monkeypatch.setenv("NAVILINK_TIMEZONE", TZ)
+    monkeypatch.setenv("NAVILINK_POLLING_INTERVAL", "30")
+    monkeypatch.setenv("NAVILINK_INLET_TEMPERATURE_F", str(cfg.inlet_temperature_f))
+
+
+def test_cli_json_and_table(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(monkeypatch, world["cfg"])
+    runner = CliRunner()
+    days = ["--from", "2026-01-06", "--to", "2026-01-07"]  # two of the days: the CLI is thin
+    res = runner.invoke(app, ["whatif", *days, "--mode", "heat_pump", "--tariff", "flat:0.20", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["device"] == world["result"].device and len(d["scenarios"]) == 1
+    assert d["period"] == {"from": "2026-01-06", "to": "2026-01-07", "timezone": TZ}
+    sc = d["scenarios"][0]
+    assert sc["settings"] == {"mode": "heat_pump"}
+    assert sc["predicted"]["cost"] == pytest.approx(sc["predicted"]["total_kwh"] * 0.20, rel=1e-3)
+    res = runner.invoke(app, ["whatif", *days, "--setpoint", "110"])
+    assert res.exit_code == 0, res.output
+    assert "What would change" in res.stdout and "setpoint 110 degF" in res.stdout
+    assert "backcast" in res.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "00:11:22:33:44:55"], "unknown device 001122334455"),
+    (["--setpoint", "160"], "outside the device's range 95-150 degF"),
+    (["--shift", "16:00-16:00"], "start and end are equal"),
+    (["--shift", "4pm-9pm"], "is not HH:MM-HH:MM"),
+    (["--mode", "turbo"], "unknown DHW mode 'turbo'"),
+    (["--tariff", "tou"], "no TOU plan saved"),
+])
+def test_cli_errors_name_the_setting(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                     args: list[str], message: str) -> None:
+    _env(monkeypatch, world["cfg"])
+    res = CliRunner().invoke(app, ["whatif", *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr
