@@ -97,7 +97,7 @@ def test_cli_report_with_every_option(sim_dir: Path, tmp_path: Path,
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     stem = f"navilink_{dev}_{first}_{last}"
     assert f"{stem}.html" in files and not any(f.endswith(".pdf") for f in files)
-    assert len([f for f in files if f.endswith(".png")]) == 9
+    assert len([f for f in files if f.endswith(".png")]) == 10
     page = (out / f"{stem}.html").read_text(encoding="utf-8")
     assert "temperatures in °C" in page and "2 days" in page
     assert re.search(r"Coverage.*</th>", page)
