@@ -60,6 +60,7 @@ class Heater:
         anti_legionella_days: int | None = None,
         fan_hours: float = 185.0,
         truth: TruthLog | None = None,
+        cop_scale: float = 1.0,
     ) -> None:
         if 60.0 % step_s:
             raise ValueError("step_s must divide 60 s")
@@ -81,6 +82,7 @@ class Heater:
         self.inlet = inlet or inlet_c
         self.tz = ZoneInfo(ems_tz)
         self.truth = truth
+        self.cop_scale = float(cop_scale)  # multiplies the map's COP (faults change it mid-run)
         # device-specific electrical spread: element ~ +/-4 % of rating (line voltage), fan W
         h = (seed * 2654435761 + 97) & 0xFFFFFFFF
         self.element_w = spec.element_w * (0.97 + 0.07 * ((h % 1000) / 1000.0))
@@ -211,7 +213,8 @@ class Heater:
         """Compressor input W and COP for the step starting now (computed once per step)."""
         if self._hp_at != self.t:
             self._hp_at = self.t
-            self._hp = hp_performance(self.tank.hp_map_c, self.ambient_c)
+            p, cop = hp_performance(self.tank.hp_map_c, self.ambient_c)
+            self._hp = (p, cop * self.cop_scale)
         return self._hp
 
     def vacation_remaining_days(self) -> int:

@@ -397,6 +397,7 @@ class SimulatedDevice:
             "voltage_v": self.spec.voltage_v, "element_w": self.heater.element_w,
             "location": self.location, "seed": self.seed, "reference_c": self.reference_c,
             "firmware": self.firmware, "poll_interval_s": poll_interval_s,
+            "cop_scale": self.heater.cop_scale,
         }
 
 

@@ -25,6 +25,7 @@ def device_schema() -> dict[str, Any]:
         "capacity_wh_per_k": pl.Float64, "ua_w_per_k": pl.Float64, "voltage_v": pl.Int32,
         "element_w": pl.Float64, "location": pl.String, "seed": pl.Int64,
         "reference_c": pl.Float64, "firmware": pl.String, "poll_interval_s": pl.Float64,
+        "cop_scale": pl.Float64,
     }  # fmt: skip
 
 
