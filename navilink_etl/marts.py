@@ -46,6 +46,7 @@ MODELS: tuple[Model, ...] = (
     Model("int_draw_base", "device + draw", "days", "local_day", "draw_end"),
     Model("int_standby_windows", "device + standby window", "days", "local_day", "window_end"),
     Model("runouts", "device + draw that ran out of hot water", "days", "local_day", "draw_end"),
+    Model("int_health_days", "device + local day + error code", "days", "local_day", "last_next_at"),
     Model("int_device_capacity", "device", "device"),
     Model("standby_loss", "device + standby window", "device"),
     Model("int_device_loss", "device", "device"),
@@ -58,6 +59,7 @@ MODELS: tuple[Model, ...] = (
     Model("energy_daily", "device + local day", "device"),
     Model("efficiency_daily", "device + local day", "device"),
     Model("efficiency_monthly", "device + local month", "device"),
+    Model("findings", "device + finding", "device"),
 )
 
 BY_NAME: dict[str, Model] = {m.name: m for m in MODELS}
