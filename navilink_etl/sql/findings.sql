@@ -6,8 +6,9 @@
 --   sensor_stuck         a tank thermistor flat (range <= 0.2 K) for 2 or more whole days while
 --                        the other one or the stored energy moved
 --   sensor_implausible   readings outside 0-95 degC in the recent days
---   cop_drop             measured heat-pump COP / the COP map at its tank and room temperature,
---                        median of the recent cycles <= 85 % of the baseline's (5+ cycles each)
+--   cop_drop             measured heat-pump COP / the COP map at its tank and room temperature:
+--                        every recent cycle (2 or more) at or below 85 % of the baseline's median
+--                        (3 or more cycles; measured cycles are those without a draw)
 --   element_share_rising element share of heating energy up 20 points or more (to 25 % or more)
 --                        at the same DHW mode and setpoint and a room within 2 K
 --   short_cycling        12 or more compressor starts a day, runs of 15 min or less on average
@@ -225,6 +226,7 @@ cop_periods as (
         device,
         median(cop_ratio) filter (where period = 'baseline') as base_ratio,
         median(cop_ratio) filter (where period = 'recent') as recent_ratio,
+        max(cop_ratio) filter (where period = 'recent') as recent_max_ratio,
         median(cop) filter (where period = 'baseline') as base_cop,
         median(cop) filter (where period = 'recent') as recent_cop,
         avg(ambient_c) filter (where period = 'baseline') as base_room_c,
@@ -251,7 +253,7 @@ cop_drop as (
         'Clean the air filter; if the COP stays low, have the refrigerant circuit checked.'
             as what_to_do
     from cop_periods as p
-    where p.base_n >= 5 and p.recent_n >= 5 and p.recent_ratio <= 0.85 * p.base_ratio
+    where p.base_n >= 3 and p.recent_n >= 2 and p.recent_max_ratio <= 0.85 * p.base_ratio
 ),
 
 -- element share --------------------------------------------------------------------------------
