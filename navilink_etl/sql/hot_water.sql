@@ -6,7 +6,8 @@
 -- profile is piecewise linear: from the inlet temperature at the bottom (where cold water enters)
 -- to the lower thermistor, between the two thermistors, and from the upper thermistor to the top,
 -- whose temperature (outlet_c, the water leaving the tank) makes the profile hold the measured
--- heat, capped by the hottest upper reading of the last 3 h less 0.5 K/h (as in int_draw_base).
+-- heat, between the upper reading and the hottest upper reading of the last 3 h less 0.5 K/h
+-- (as in int_draw_base).
 -- Only water at or above the delivery temperature counts; each gallon of it at T gives
 -- (T - T_inlet) / (T_delivery - T_inlet) gallons at the tap.
 -- Inputs: stg_status, settings. Units: degC, Wh, gal, min.
@@ -71,7 +72,8 @@ hottest as (
 outlet as (
     select
         p.*,
-        least(greatest(2 * p.top_layer_mean_c - p.tank_upper_c, s.inlet_c),
+        -- a stratified tank is at least as hot at its top as at the upper thermistor
+        least(greatest(2 * p.top_layer_mean_c - p.tank_upper_c, p.tank_upper_c),
               greatest(p.tank_upper_c, p.top_max_c)) as outlet_c
     from hottest as p
     cross join settings as s
