@@ -52,7 +52,7 @@ DEFAULTS: dict[str, float] = {
     "degf_per_k": physics.F_PER_K,
     # hot_water: heights of the tank thermistors as fractions of the water column (assumed)
     "lower_sensor_height": 0.2,
-    "upper_sensor_height": 0.7,
+    "upper_sensor_height": 0.75,
 }
 
 

@@ -34,7 +34,7 @@ def _matched(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every true draw with the run-out found during it (null: none)."""
     return con.sql("""
         select t.start, t.outlet_min_c, t.below_105f_l / 3.785 as short_gal,
-               r.start as found, r.gallons_short, r.outlet_min_c as found_min_c
+               r.start as found, r.gallons_short
         from src_truth_draws as t
         left join runouts as r on r.device = t.device and r.start < t."end" + interval 2 minutes
              and r.draw_end > t.start
@@ -43,22 +43,20 @@ def _matched(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def test_run_outs_match_the_true_draws(heavy: duckdb.DuckDBPyConnection) -> None:
     m = _matched(heavy)
-    cold = m.filter(pl.col("outlet_min_c") < DELIVERY_C - 2)  # clearly ran out
+    cold = m.filter(pl.col("outlet_min_c") < DELIVERY_C - 3)  # clearly ran out
     hot = m.filter(pl.col("outlet_min_c") > DELIVERY_C + 2)  # clearly did not
     assert cold.height >= 3 and hot.height >= 3  # the scenario has both
     assert cold["found"].null_count() == 0, cold  # every clear run-out is found
-    # gallons short: at least what the household really drew below 105 degF, and within 2x
-    # (KNOWN WEAKNESS: the run-out is seen ~4 min early, so draws of 30-36 gal that stayed hot are
-    # also flagged; see the report of this branch)
+    assert hot["found"].null_count() == hot.height, hot  # no false run-out
+    # gallons short: the tank water really drawn below 105 degF, within 30 % over these draws
     total_true = cold["short_gal"].sum()
     total_found = cold["gallons_short"].sum()
-    assert total_true * 0.9 <= total_found <= total_true * 2.0
-    # the small draws (under 28 gal of a 50-gal tank) are never flagged
-    small = heavy.sql("""select count(*) from src_truth_draws as t join runouts as r
-        on r.device = t.device and r.start < t."end" + interval 2 minutes and r.draw_end > t.start
-        where t.volume_l < 28 * 3.785""").fetchall()
-    assert small == [(0,)]
-    assert hot.height >= 3
+    assert abs(total_found - total_true) <= 0.3 * total_true, (total_found, total_true)
+    # a run-out starts where the truth's below-105 water began: duration x flow matches above,
+    # and it never starts before the draw or ends after it
+    found = heavy.sql("select * from runouts").pl()
+    assert (found["runout_start"] >= found["start"]).all()
+    assert (found["duration_s"] > 0).all()
 
 
 def test_gallons_available_follow_the_tank(heavy: duckdb.DuckDBPyConnection) -> None:
@@ -69,7 +67,7 @@ def test_gallons_available_follow_the_tank(heavy: duckdb.DuckDBPyConnection) -> 
     assert (hw["gallons_available"] <= hw["gallons_full"] + 1e-9).all()
     # nothing is left at the end of a draw that ran out
     ends = heavy.sql("""select h.gallons_available from runouts as r join hot_water as h
-        on h.device = r.device and h.received_at = r.draw_end where r.outlet_min_c < 20""").pl()
+        on h.device = r.device and h.received_at = r.draw_end where r.duration_s > 300""").pl()
     assert ends.height > 0 and ends["gallons_available"].max() <= 1.0
     # heating: time to full is positive and finite while a heat source runs below setpoint
     heating = hw.filter(pl.col("heating_w") > 0)

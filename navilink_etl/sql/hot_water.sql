@@ -131,6 +131,7 @@ select
     h.tank_lower_c,
     h.heat_mean_c,
     h.outlet_c,
+    greatest(h.tank_upper_c, h.top_max_c) as hottest_c,
     s.inlet_c,
     s.delivery_c,
     h.tank_gal,
