@@ -4,6 +4,8 @@ temperature and the litres drawn below 105 degF of each draw)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -72,3 +74,24 @@ def test_gallons_available_follow_the_tank(heavy: duckdb.DuckDBPyConnection) -> 
     # heating: time to full is positive and finite while a heat source runs below setpoint
     heating = hw.filter(pl.col("heating_w") > 0)
     assert heating.height > 0 and (heating["minutes_to_full"].drop_nulls() >= 0).all()
+
+
+def test_report_shows_run_outs_and_findings(heavy: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    from navilink_etl.report.build import render_report
+    from navilink_etl.report.data import list_devices, load
+
+    device = list_devices(heavy)[0]
+    data = load(heavy, device, START.date(), (START + timedelta(days=DAYS - 1)).date(), TZ)
+    n = heavy.execute("select count(*) from runouts where local_day between ? and ?",
+                      [data.start, data.end]).fetchall()[0][0]
+    assert n > 0 and data.runouts.height == n
+    # the timeline's hot water is hot_water's own rows (read over the timeline's samples only)
+    full = heavy.sql("select received_at, gallons_available from hot_water").pl()
+    got = data.hot_water.join(full, on="received_at", suffix="_view")
+    assert got.height == data.hot_water.height > 0
+    assert (got["gallons_available"] - got["gallons_available_view"]).abs().max() < 1e-9
+    (page,) = render_report(data, out_dir=tmp_path, formats=("html",))
+    html = page.read_text(encoding="utf-8")
+    assert html.index("<h2>Findings</h2>") < html.index('class="tiles"')  # the box comes first
+    assert f'Run-outs this period</div><div class="value">{n}</div>' in html
+    assert "Hot water available" in html

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from ..errors import ConfigurationError, StoreError
 from . import charts, summary
 from .data import TIMELINE_DAYS, ReportData, default_period, list_devices, load
-from .html import Image, Section, render_html
+from .html import Finding, Image, Section, render_html
 from .pdf import cover, write_pdf
 from .units import Units
 
@@ -71,6 +71,8 @@ def make_charts(data: ReportData, s: summary.Summary, units: Units) -> list[Char
         Chart("timeline", "Tank over time", charts.timeline(data.status, data.cycles, data.draws,
                                                             units=units, tz=tz,
                                                             last_days=TIMELINE_DAYS)),
+        Chart("hot_water", "Hot water available",
+              charts.hot_water(data.hot_water, data.runouts, units=units, tz=tz)),
         Chart("daily_energy", "Electricity", charts.daily_energy(data.energy_daily)),
         Chart("cycles", "Heating cycles", charts.cycles(data.cycles, tz=tz)),
         Chart("recovery", "Heating cycles", charts.recovery(data.recovery, units=units)),
@@ -95,6 +97,8 @@ _METHOD_NOTES = (
 _INTROS = {
     "Tank over time": "What the tank did: both sensors, the energy stored above the device's "
                       "reference temperature, and the device's own charge estimate.",
+    "Hot water available": "How much hot water the tank held for the tap, and the draws that "
+                           "ran it out (docs/metrics.md 7).",
     "Electricity": "Electricity we measured from the status samples, split by what was running, "
                    "against the device's own daily history (EMS).",
     "Heating cycles": "A heating cycle is one run of the heat pump and/or an element.",
@@ -118,6 +122,15 @@ def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
         out.append(Section(name, _INTROS.get(name, ""), imgs, tables))
     out.append(Section("About these numbers", notes=[*s.notes, *_METHOD_NOTES]))
     return out
+
+
+def findings_of(data: ReportData) -> list[Finding]:
+    """The device's current findings (the findings mart) as text for the box at the top."""
+    if data.findings.is_empty():
+        return []
+    return [Finding(r["severity"], r["finding"],
+                    r["since"].strftime("%Y-%m-%d") if r["since"] is not None else "?",
+                    r["evidence"], r["what_to_do"]) for r in data.findings.iter_rows(named=True)]
 
 
 def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
@@ -156,11 +169,14 @@ def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
     if "html" in fmts:
         say(f"{data.device}: writing HTML")
         page = render_html(title=title, subtitle=subtitle, tiles=summary.tiles(s, u),
-                           sections=_sections(data, s, images, chart_list), footer=footer)
+                           sections=_sections(data, s, images, chart_list), footer=footer,
+                           findings=findings_of(data))
         paths.append(_write_bytes(out_dir / f"{stem}.html", page.encode("utf-8")))
     if "pdf" in fmts:
         say(f"{data.device}: writing PDF")
-        pages = [cover(title, subtitle, [*s.notes, *_METHOD_NOTES, footer])]
+        found = [f"Finding ({f.severity}): {f.finding} since {f.since}: {f.evidence}."
+                 for f in findings_of(data)]
+        pages = [cover(title, subtitle, [*found, *s.notes, *_METHOD_NOTES, footer])]
         pages += [c.figure for c in chart_list]
         paths.append(write_pdf(out_dir / f"{stem}.pdf", pages, title=title, subject=subtitle))
     return paths

@@ -5,7 +5,7 @@ Only selection happens here (device, period, columns); every derived number come
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,10 @@ class ReportData:
     standby: pl.DataFrame  # standby_loss
     efficiency: pl.DataFrame  # efficiency_daily
     tariff: str = ""  # how costs were priced, e.g. "flat $0.170/kWh" (from the settings table)
+    # hot_water over the timeline's days, the period's runouts, the device's current findings
+    hot_water: pl.DataFrame = field(default_factory=pl.DataFrame)
+    runouts: pl.DataFrame = field(default_factory=pl.DataFrame)
+    findings: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def days(self) -> int:
@@ -110,6 +114,25 @@ def _timeline_samples(con: Any, device: str, lo: datetime, hi: datetime,
                     f"from ({sql}) order by received_at", [device, lo, hi])
 
 
+def _hot_water_samples(con: Any, device: str, status: pl.DataFrame, hi: datetime) -> pl.DataFrame:
+    """hot_water over the timeline's samples (``status``): its SQL over only those raw samples
+    (and the 3 h before them, the top's memory), so the report never reads the whole history."""
+    from ..warehouse import model_sql, samples_sql
+
+    if status.is_empty():
+        return pl.DataFrame()
+    body = model_sql("hot_water")
+    head = body.index("\nwith\n")
+    sql = (body[:head] + "\nwith\n\nstg_status as (\n"
+           + samples_sql("device = ? and received_at >= ? and received_at < ?")
+           + "),\n\n" + body[head + len("\nwith\n"):])
+    lo = status["received_at"].min() - timedelta(hours=3)  # type: ignore[operator]
+    df = _pl(con, f"select received_at, gallons_available, gallons_full, delivery_c from ({sql}) "
+                  "where received_at >= ? order by received_at",
+             [device, lo, hi, status["received_at"].min()])
+    return df
+
+
 def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
     """Select ``device``'s rows for the period from each mart (the tank timeline from the raw
     samples, stg_status, for its last TIMELINE_DAYS days); timestamps are filtered on the local
@@ -138,6 +161,11 @@ def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
                          "and window_start < ? order by window_start", dev_ts),
         efficiency=_pl(con, "select * from efficiency_daily where device = ? and day between ? "
                             "and ? order by day", dev_day),
+        hot_water=_hot_water_samples(con, device, status, hi),
+        runouts=_pl(con, "select * from runouts where device = ? and start >= ? and start < ? "
+                         "order by start", dev_ts),
+        findings=_pl(con, "select * from findings where device = ? order by case severity when "
+                          "'error' then 0 when 'warning' then 1 else 2 end, finding", [device]),
     )
 
 
