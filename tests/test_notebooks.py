@@ -16,9 +16,9 @@ from tests import report_frames as rf
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_three_notebooks_exist() -> None:
+def test_the_four_notebooks_exist() -> None:
     assert [p.name for p in NOTEBOOKS] == ["01_explore.ipynb", "02_efficiency.ipynb",
-                                           "03_cycles_and_draws.ipynb"]
+                                           "03_cycles_and_draws.ipynb", "04_why.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

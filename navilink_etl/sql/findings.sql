@@ -141,14 +141,17 @@ coverage as (
         e.device,
         'offline' as finding,
         'warning' as severity,
-        cast(min(e.day) as timestamptz) as since,
+        timezone(any_value(s.timezone), cast(min(e.day) as timestamp)) as since,
         format('poll coverage {:.1f} % over the last {} whole days (below 95 %)',
                100 * avg(e.coverage), count(*)) as evidence,
         'Check the heater''s Wi-Fi and the collector; a polling interval the cloud throttles also '
             || 'loses samples.' as what_to_do
     from energy as e
     join as_of as a using (device)
+    cross join settings as s
+    -- whole days: not the day of as_of, nor the device's first day (both partial)
     where e.day > a.as_of_day - 8 and e.day < a.as_of_day
+      and e.day > (select min(h.local_day) from health as h where h.device = e.device)
     group by e.device
     having avg(e.coverage) < 0.95 and e.device not in (select device from offline)
 ),
@@ -179,7 +182,7 @@ stuck as (
         device,
         'sensor_stuck' as finding,
         'warning' as severity,
-        cast(min(local_day) as timestamptz) as since,
+        timezone(any_value(s.timezone), cast(min(local_day) as timestamp)) as since,
         format('{} tank sensor flat for {} days (range {:.1f} K) while the {} moved {:.1f} K and '
                'the stored energy {:.0f} Wh', sensor, count(*), max(range_k),
                case sensor when 'upper' then 'lower sensor' else 'upper sensor' end,
@@ -187,6 +190,7 @@ stuck as (
         'A stuck thermistor misleads the controller and these figures; have the ' || sensor
             || ' tank sensor and its wiring checked.' as what_to_do
     from flat_runs
+    cross join settings as s
     where broken = 0
     group by device, sensor
     having count(*) >= 2 and (max(other_k) >= 3 or max(stored_range_wh) >= 500)
@@ -312,13 +316,14 @@ short_cycling as (
         device,
         'short_cycling' as finding,
         'warning' as severity,
-        cast(min(local_day) as timestamptz) as since,
+        timezone(any_value(s.timezone), cast(min(local_day) as timestamp)) as since,
         format('{:.1f} compressor starts a day, {:.1f} min per run on average, over the last '
                '7 days', sum(compressor_starts) / count(*),
                sum(compressor_s) / nullif(sum(compressor_starts), 0) / 60.0) as evidence,
         'Short runs wear the compressor: check the setpoint hysteresis, the airflow and the '
             || 'error codes, and have the unit serviced if it continues.' as what_to_do
     from recent_days
+    cross join settings as s
     group by device
     having sum(compressor_starts) / count(*) >= 12
        and sum(compressor_s) / nullif(sum(compressor_starts), 0) <= 15 * 60
