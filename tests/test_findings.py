@@ -22,9 +22,9 @@ HEALTHY_DAYS = 60
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
     data = tmp_path_factory.mktemp("faulty") / "data"
-    simulate(data, days=FAULT_DAYS, interval_s=120, seed=41, start=START, ems_tz=TZ, loss=0.02,
+    simulate(data, days=FAULT_DAYS, interval_s=300, seed=41, start=START, ems_tz=TZ, loss=0.02,
              faults=FAULTS)
-    cfg = config_for(data, 120)
+    cfg = config_for(data, 300)
     warehouse.refresh(cfg)
     con = warehouse.connect(cfg)
     yield con
@@ -64,7 +64,7 @@ def test_truth_records_every_fault(faulty: duckdb.DuckDBPyConnection) -> None:
                            "where received_at >= ?", [FAULTS[1].start]).fetchall()
     assert lower == [(1,)]
     codes = faulty.execute("select min(received_at) from stg_status where error_code = 480").fetchall()
-    assert FAULTS[3].start <= codes[0][0] <= FAULTS[3].start + timedelta(minutes=5)
+    assert FAULTS[3].start <= codes[0][0] <= FAULTS[3].start + timedelta(minutes=10)
 
 
 @pytest.mark.parametrize(("kind", "finding"), [
