@@ -83,7 +83,7 @@ days as (
         sum(h.compressor_starts) as compressor_starts,
         sum(h.compressor_s) as compressor_s,
         max(h.max_gap_s) as max_gap_s,
-        arg_max(h.max_gap_start, h.max_gap_s) as max_gap_start,
+        arg_max(h.max_gap_start, [h.max_gap_s, epoch(h.max_gap_start)]) as max_gap_start,
         min(h.first_at) as first_at
     from health as h
     join as_of as a using (device)
@@ -125,10 +125,11 @@ offline as (
         device,
         'offline' as finding,
         'warning' as severity,
-        arg_max(max_gap_start, max_gap_s) as since,
+        arg_max(max_gap_start, [max_gap_s, epoch(max_gap_start)]) as since,
         format('no data for {:.1f} h from {} UTC (the longest gap of the last 7 days)',
-               max(max_gap_s) / 3600.0, strftime(arg_max(max_gap_start, max_gap_s), '%Y-%m-%d %H:%M'))
-            as evidence,
+               max(max_gap_s) / 3600.0,
+               strftime(arg_max(max_gap_start, [max_gap_s, epoch(max_gap_start)]),
+                        '%Y-%m-%d %H:%M')) as evidence,
         'Check the heater''s Wi-Fi (signal, router, power) and that the collector kept running.'
             as what_to_do
     from recent_days

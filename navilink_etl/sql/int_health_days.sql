@@ -46,7 +46,9 @@ select
     coalesce(sum(least(epoch(q.next_at - q.received_at), s.gap_cap_s))
         filter (where q.compressor_on), 0) as compressor_s,
     coalesce(max(epoch(q.next_at - q.received_at)), 0) as max_gap_s,
-    arg_max(q.received_at, epoch(q.next_at - q.received_at)) as max_gap_start
+    -- the latest of equal longest gaps (deterministic)
+    arg_max(q.received_at, [epoch(q.next_at - q.received_at), epoch(q.received_at)])
+        as max_gap_start
 from sequenced as q
 cross join settings as s
 group by q.device, q.local_day, q.error_code
