@@ -85,8 +85,8 @@ def test_report_shows_run_outs_and_findings(heavy: duckdb.DuckDBPyConnection, tm
     n = heavy.execute("select count(*) from runouts where local_day between ? and ?",
                       [data.start, data.end]).fetchall()[0][0]
     assert n > 0 and data.runouts.height == n
-    # the timeline's hot water is hot_water's own rows (read over the timeline's samples only)
-    full = heavy.sql("select received_at, gallons_available from hot_water").pl()
+    # the timeline reads the stored hot_water rows: the same as computing them now
+    full = heavy.sql("select received_at, gallons_available from int_hot_water").pl()
     got = data.hot_water.join(full, on="received_at", suffix="_view")
     assert got.height == data.hot_water.height > 0
     assert (got["gallons_available"] - got["gallons_available_view"]).abs().max() < 1e-9

@@ -115,22 +115,12 @@ def _timeline_samples(con: Any, device: str, lo: datetime, hi: datetime,
 
 
 def _hot_water_samples(con: Any, device: str, status: pl.DataFrame, hi: datetime) -> pl.DataFrame:
-    """hot_water over the timeline's samples (``status``): its SQL over only those raw samples
-    (and the 3 h before them, the top's memory), so the report never reads the whole history."""
-    from ..warehouse import model_sql, samples_sql
-
+    """The stored hot_water rows over the timeline's samples (``status``)."""
     if status.is_empty():
         return pl.DataFrame()
-    body = model_sql("hot_water")
-    head = body.index("\nwith\n")
-    sql = (body[:head] + "\nwith\n\nstg_status as (\n"
-           + samples_sql("device = ? and received_at >= ? and received_at < ?")
-           + "),\n\n" + body[head + len("\nwith\n"):])
-    lo = status["received_at"].min() - timedelta(hours=3)  # type: ignore[operator]
-    df = _pl(con, f"select received_at, gallons_available, gallons_full, delivery_c from ({sql}) "
-                  "where received_at >= ? order by received_at",
-             [device, lo, hi, status["received_at"].min()])
-    return df
+    return _pl(con, "select received_at, gallons_available, gallons_full, delivery_c from hot_water "
+                    "where device = ? and received_at >= ? and received_at < ? order by received_at",
+               [device, status["received_at"].min(), hi])
 
 
 def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:

@@ -10,7 +10,8 @@
 --                        every recent cycle (2 or more) at or below 85 % of the baseline's median
 --                        (3 or more cycles; measured cycles are those without a draw)
 --   element_share_rising element share of heating energy up 20 points or more (to 25 % or more)
---                        at the same DHW mode and setpoint and a room within 2 K
+--                        at the same DHW mode and setpoint and a room within 2 K, leaving out
+--                        days with the room near the compressor's lock-out
 --   short_cycling        12 or more compressor starts a day, runs of 15 min or less on average
 --   setpoint_high        (info) 10 degF lower would have held every draw of the last 28 days:
 --                        the standby loss it saves per year at the device's UA and the price
@@ -274,6 +275,12 @@ cycle_context as (
     group by all
 ),
 
+cold_days as (
+    -- days when the room came within 2 K of the compressor's lock-out (37 degF, cop.HP_LOCKOUT_F):
+    -- the elements then run by design, so such days are not compared
+    select distinct device, local_day from cycles where ambient_c < (37 - 32) / 1.8 + 2
+),
+
 share as (
     select
         e.device,
@@ -283,10 +290,12 @@ share as (
         sum(e.element_wh) filter (where e.day <= a.as_of_day - 8)
             / nullif(sum(e.element_wh + e.compressor_wh) filter (where e.day <= a.as_of_day - 8), 0)
             as base_share,
-        count(*) filter (where e.day <= a.as_of_day - 8) as base_days
+        count(*) filter (where e.day <= a.as_of_day - 8) as base_days,
+        count(*) filter (where e.day > a.as_of_day - 8) as recent_days
     from energy as e
     join as_of as a using (device)
     where e.day > a.as_of_day - 36 and e.day < a.as_of_day
+      and not exists (select 1 from cold_days as d where d.device = e.device and d.local_day = e.day)
     group by e.device
 ),
 
@@ -306,7 +315,7 @@ element_share as (
     join as_of as a using (device)
     join cycle_context as r on r.device = s.device and r.period = 'recent'
     join cycle_context as b on b.device = s.device and b.period = 'baseline'
-    where s.base_days >= 14 and s.recent_share >= 0.25 and s.recent_share >= s.base_share + 0.2
+    where s.base_days >= 14 and s.recent_days >= 4 and s.recent_share >= 0.25 and s.recent_share >= s.base_share + 0.2
       and r.dhw_mode = b.dhw_mode and r.setpoint_c = b.setpoint_c
       and abs(r.room_c - b.room_c) <= 2
 ),

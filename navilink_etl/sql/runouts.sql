@@ -2,18 +2,19 @@
 -- delivery temperature (settings.delivery_c): a cold shower (docs/metrics.md 7).
 -- A draw pushes the water column up (plug flow), so the outlet sees what the upper thermistor saw
 -- (1 - upper_sensor_height) tank volumes of drawn water earlier. The water drawn is counted from
--- the heat leaving the tank (the drop in stored heat plus the heat put in meanwhile, hot_water's
+-- the heat leaving the tank (the drop in stored heat plus the heat put in meanwhile, int_hot_water's
 -- heating_w) at the hottest recent temperature; the run-out starts where that volume, since the
 -- upper thermistor fell below the delivery temperature, reaches the water above it (when it read
--- below before the draw: hot_water's usable water at the draw's start), and lasts to the draw's
+-- below before the draw: int_hot_water's usable water at the draw's start), and lasts to the draw's
 -- end (the first sample without dhwUse). gallons_short: the draw's mean flow before the run-out
 -- times its duration, the tank water drawn below the delivery temperature.
 -- Stored; rows keyed by the local day the draw starts (local_day), depending on samples up to
--- draw_end. Inputs: hot_water, settings. Units: s, degC, gal (tank water, not mixed).
+-- draw_end.
+-- Inputs: int_hot_water, settings. Units: s, degC, gal (tank water, not mixed).
 with
 
 samples as (
-    select * from hot_water
+    select * from int_hot_water
 ),
 
 settings as (
