@@ -47,7 +47,7 @@ def test_default_report_covers_every_device_and_its_data(sim_dir: Path, tmp_path
         page = (tmp_path / "reports" / f"{stem}.html").read_text(encoding="utf-8")
         assert dev in page and "°F" in page and page.count("data:image/png;base64,") == 8
         assert any(m.startswith(f"{dev} (") and "loading" in m for m in messages)
-    assert messages[0].startswith("refreshing the warehouse") and messages[-1].startswith("done: 20 files")
+    assert messages[0].startswith("refreshing the warehouse") and messages[-1].startswith("done: 22 files")
 
 
 def test_headline_numbers_are_the_views_summed(sim_dir: Path) -> None:
