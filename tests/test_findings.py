@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -106,3 +107,31 @@ def test_no_findings_on_a_healthy_heater(healthy: duckdb.DuckDBPyConnection) -> 
         bad = df.filter(pl.col("severity") != "info")
         false += bad.to_dicts()
     assert false == []
+
+
+def test_short_cycling_is_found(tmp_path: Path) -> None:
+    """A controller restarting the compressor for every 0.3 K of loss (Heat Pump mode, 1 min
+    off time): many runs shorter than 10 min a day."""
+    data = tmp_path / "data"
+    simulate(data, days=8, interval_s=300, seed=44, start=START, ems_tz=TZ, mode=1,
+             hp_on_diff_k=0.3, upper_on_diff_k=0.5, min_off_s=60)
+    cfg = config_for(data, 300)
+    warehouse.refresh(cfg)
+    con = warehouse.connect(cfg)
+    try:
+        rows = con.sql("select * from findings where finding = 'short_cycling'").pl().to_dicts()
+        # the truth: compressor runs shorter than 10 min, per day
+        truth = con.sql("""
+            with steps as (select * from src_truth_steps),
+            marked as (select t_start, compressor_s > 0 as on_,
+                           lag(compressor_s > 0) over (order by t_start) as was from steps),
+            runs as (select t_start, sum(case when on_ and not coalesce(was, false) then 1 else 0 end)
+                         over (order by t_start) as run from marked where on_)
+            select count(*) filter (where n < 10) / 8.0 from
+                (select run, count(*) as n from runs group by run)""").fetchall()[0][0]
+    finally:
+        con.close()
+    assert truth >= 6  # the scenario really short-cycles
+    assert len(rows) == 1 and rows[0]["severity"] == "warning"
+    found = float(rows[0]["evidence"].split(" compressor runs")[0])
+    assert abs(found - truth) <= 0.25 * truth, (found, truth)

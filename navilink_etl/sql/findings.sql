@@ -12,7 +12,7 @@
 --   element_share_rising element share of heating energy up 20 points or more (to 25 % or more)
 --                        at the same DHW mode and setpoint and a room within 2 K, leaving out
 --                        days with the room near the compressor's lock-out
---   short_cycling        12 or more compressor starts a day, runs of 15 min or less on average
+--   short_cycling        6 or more compressor runs a day shorter than 10 min, over the recent days
 --   setpoint_high        (info) 10 degF lower would have held every draw of the last 28 days:
 --                        the standby loss it saves per year at the device's UA and the price
 -- Inputs: int_health_days, heating_cycles, energy_daily, draws, runouts, int_device_loss,
@@ -83,6 +83,7 @@ days as (
         sum(h.implausible_samples) as implausible_samples,
         sum(h.compressor_starts) as compressor_starts,
         sum(h.compressor_s) as compressor_s,
+        sum(h.short_runs) as short_runs,
         max(h.max_gap_s) as max_gap_s,
         arg_max(h.max_gap_start, [h.max_gap_s, epoch(h.max_gap_start)]) as max_gap_start,
         min(h.first_at) as first_at
@@ -327,16 +328,16 @@ short_cycling as (
         'short_cycling' as finding,
         'warning' as severity,
         timezone(any_value(s.timezone), cast(min(local_day) as timestamp)) as since,
-        format('{:.1f} compressor starts a day, {:.1f} min per run on average, over the last '
-               '7 days', sum(compressor_starts) / count(*),
+        format('{:.1f} compressor runs a day shorter than 10 min ({:.1f} starts a day, {:.1f} min '
+               'per run on average) over the last 7 days', sum(short_runs) / count(*),
+               sum(compressor_starts) / count(*),
                sum(compressor_s) / nullif(sum(compressor_starts), 0) / 60.0) as evidence,
         'Short runs wear the compressor: check the setpoint hysteresis, the airflow and the '
             || 'error codes, and have the unit serviced if it continues.' as what_to_do
     from recent_days
     cross join settings as s
     group by device
-    having sum(compressor_starts) / count(*) >= 12
-       and sum(compressor_s) / nullif(sum(compressor_starts), 0) <= 15 * 60
+    having count(*) >= 3 and sum(short_runs) / count(*) >= 6
 ),
 
 -- setpoint -------------------------------------------------------------------------------------

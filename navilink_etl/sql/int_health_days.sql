@@ -1,7 +1,8 @@
 -- int_health_days: one row per device per local day per error code shown (0 = none): what the
 -- findings rules need from the raw samples, in additive form. Per group: samples, first and last
 -- sample, the thermistors' and the stored energy's range, implausible readings (outside 0-95
--- degC), compressor starts and seconds, and the longest gap from one of its samples to the next.
+-- degC), compressor starts and seconds, compressor runs shorter than 10 min (by the day and
+-- code where they start), and the longest gap from one of its samples to the next.
 -- Stored; rows keyed by local_day, depending on samples up to last_next_at.
 -- Inputs: stg_status, settings. Units: s, degC, Wh.
 with
@@ -23,6 +24,35 @@ sequenced as (
         lead(x.received_at) over w as next_at
     from samples as x
     window w as (partition by x.device order by x.received_at)
+),
+
+run_marks as (
+    select
+        q.*,
+        q.compressor_on and not coalesce(q.prev_compressor_on, true) as run_starts,
+        sum(case when q.compressor_on and not coalesce(q.prev_compressor_on, true) then 1 else 0 end)
+            over (partition by q.device order by q.received_at) as run_seq
+    from sequenced as q
+),
+
+runs as (
+    -- compressor runs seen from their start to the first sample without the compressor
+    select
+        device,
+        arg_min(local_day, received_at) filter (where run_starts) as local_day,
+        arg_min(error_code, received_at) filter (where run_starts) as error_code,
+        min(received_at) filter (where run_starts) as run_start,
+        min(received_at) filter (where not compressor_on) as run_end
+    from run_marks
+    where run_seq > 0
+    group by device, run_seq
+),
+
+short_runs as (
+    select device, local_day, error_code, count(*) as short_runs
+    from runs
+    where run_start is not null and run_end is not null and run_end - run_start < interval 10 minutes
+    group by all
 )
 
 select
@@ -48,7 +78,9 @@ select
     coalesce(max(epoch(q.next_at - q.received_at)), 0) as max_gap_s,
     -- the latest of equal longest gaps (deterministic)
     arg_max(q.received_at, [epoch(q.next_at - q.received_at), epoch(q.received_at)])
-        as max_gap_start
+        as max_gap_start,
+    coalesce(any_value(r.short_runs), 0) as short_runs
 from sequenced as q
 cross join settings as s
+left join short_runs as r using (device, local_day, error_code)
 group by q.device, q.local_day, q.error_code
