@@ -374,6 +374,22 @@ def whatif(
 
 
 @app.command()
+def doctor() -> None:
+    """Print the current findings per device (falling heat-pump COP, a stuck sensor, error codes,
+    offline periods, ...; docs/metrics.md 8). Exit status: 0 none, 1 a warning, 2 an error, so it
+    can drive an alert from cron or systemd."""
+    try:
+        config = _config()
+        from .doctor import diagnose
+
+        result = diagnose(config, progress=lambda msg: typer.echo(msg, err=True))
+    except NaviLinkError as exc:
+        raise _fail(exc) from None
+    typer.echo(result.text)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def status(
     device: Annotated[str | None, typer.Option(help="Only this device (MAC, any case, with or without separators).")] = None,
     devices: Annotated[int, typer.Option(help="Simulated heaters (embedded default only).", min=1)] = 2,

@@ -49,6 +49,8 @@ _FIXES: dict[str, str] = {
     "ca_file": "point it at a readable PEM file, or leave it unset for the system CAs",
     "request_timeout": "use seconds, e.g. NAVILINK_REQUEST_TIMEOUT=10",
     "price_per_kwh": "use dollars per kWh, e.g. NAVILINK_PRICE_PER_KWH=0.17",
+    "delivery_temp_f": "use degF between 80 and 140 (the temperature you shower at, mixed at the "
+                       "tap), e.g. NAVILINK_DELIVERY_TEMP_F=105",
     "tariff": "use flat, tou or csv",
     "email": "set NAVILINK_EMAIL to your NaviLink account e-mail",
     "publish_url": "use mqtt://[user:password@]host[:port] or mqtts://... (TLS), e.g. "
@@ -241,6 +243,7 @@ class NaviLinkConfig(BaseSettings):
     price_per_kwh: float = Field(default=0.17, ge=0)
     price_csv: Path | None = None
     inlet_temperature_f: float = Field(default=58.0, ge=32, le=90)
+    delivery_temp_f: float = Field(default=105.0, ge=80, le=140)  # hot water mixed at the tap
     # Home Assistant sink (navilink_etl/homeassistant): the broker URL may hold a password
     publish_url: SecretStr | None = Field(default=None, repr=False)
     ha_discovery_prefix: str = "homeassistant"

@@ -38,6 +38,7 @@ MODELS: tuple[Model, ...] = (
     Model("int_gaps", "device + local day + gap", "view"),
     Model("int_cycle_pieces", "device + piece inside a heating cycle", "view"),
     Model("int_energy_slots", "device + 15-minute slot", "view"),
+    Model("int_hot_water", "device + status sample", "view"),
     Model("int_day_energy", "device + local day", "days", "local_day"),
     Model("int_device_states", "device + local day + setpoint state", "days", "local_day"),
     Model("int_mode_fragments", "device + local day + mode run", "days", "local_day"),
@@ -49,6 +50,9 @@ MODELS: tuple[Model, ...] = (
     Model("int_draw_inlet", "device + draw", "days", "local_day", "draw_end"),
     Model("int_cycle_hp_map", "device + heating cycle with compressor energy", "days", "local_day",
           "cycle_end"),
+    Model("hot_water", "device + status sample", "days", "local_day", "received_at"),
+    Model("runouts", "device + draw that ran out of hot water", "days", "local_day", "draw_end"),
+    Model("int_health_days", "device + local day + error code", "days", "local_day", "last_next_at"),
     Model("int_device_capacity", "device", "device"),
     Model("standby_loss", "device + standby window", "device"),
     Model("int_device_loss", "device", "device"),
@@ -65,6 +69,7 @@ MODELS: tuple[Model, ...] = (
     Model("device_inlet_monthly", "device + local month with draws", "device"),
     Model("device_model", "device", "device"),
     Model("device_model_history", "device + ISO week with data", "device"),
+    Model("findings", "device + finding", "device"),
 )
 
 BY_NAME: dict[str, Model] = {m.name: m for m in MODELS}

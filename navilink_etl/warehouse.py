@@ -68,6 +68,9 @@ DEFAULTS: dict[str, float] = {
     "freeze_tank_max_c": 18.0,
     "wh_per_gal_degf": physics.WH_PER_GAL_F,  # unit constants: their home is physics.py
     "degf_per_k": physics.F_PER_K,
+    # hot_water: heights of the tank thermistors as fractions of the water column (assumed)
+    "lower_sensor_height": 0.2,
+    "upper_sensor_height": 0.75,
 }
 
 
@@ -169,6 +172,7 @@ def settings_row(config: NaviLinkConfig) -> dict[str, Any]:
         "tariff": config.tariff,
         "price_per_kwh": float(config.price_per_kwh),
         "inlet_c": physics.f_to_c(config.inlet_temperature_f),
+        "delivery_c": physics.f_to_c(config.delivery_temp_f),
         "poll_interval_s": poll,
         "gap_cap_s": min(3.0 * poll, DEFAULTS["gap_cap_max_s"]),
     }

@@ -16,9 +16,10 @@ from tests import report_frames as rf
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_notebooks_exist() -> None:
-    assert {"01_explore.ipynb", "02_efficiency.ipynb", "03_cycles_and_draws.ipynb",
-            "05_whatif.ipynb"} <= {p.name for p in NOTEBOOKS}
+def test_the_five_notebooks_exist() -> None:
+    assert [p.name for p in NOTEBOOKS] == ["01_explore.ipynb", "02_efficiency.ipynb",
+                                           "03_cycles_and_draws.ipynb", "04_why.ipynb",
+                                           "05_whatif.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -38,17 +38,17 @@ def test_default_report_covers_every_device_and_its_data(sim_dir: Path, tmp_path
     assert days.height == 2
     messages: list[str] = []
     paths = build_report(config, out_dir=tmp_path / "reports", progress=messages.append)
-    assert len(paths) == 2 * 12  # html, pdf and 10 charts per device
+    assert len(paths) == 2 * 13  # html, pdf and 11 charts per device
     for dev, first, last in days.iter_rows():
         stem = f"navilink_{dev}_{first}_{last}"  # under 30 days of data: the whole of it
         names = {p.name for p in paths}
         assert {f"{stem}.html", f"{stem}.pdf", "01_headline.png"} <= names
-        assert len(list((tmp_path / "reports" / stem).glob("*.png"))) == 10
+        assert len(list((tmp_path / "reports" / stem).glob("*.png"))) == 11
         page = (tmp_path / "reports" / f"{stem}.html").read_text(encoding="utf-8")
-        assert dev in page and "°F" in page and page.count("data:image/png;base64,") == 9
+        assert dev in page and "°F" in page and page.count("data:image/png;base64,") == 10
         assert "What would change" in page and "heat pump only" in page and "backcast" in page
         assert any(m.startswith(f"{dev} (") and "loading" in m for m in messages)
-    assert messages[0].startswith("refreshing the warehouse") and messages[-1].startswith("done: 24 files")
+    assert messages[0].startswith("refreshing the warehouse") and messages[-1].startswith("done: 26 files")
 
 
 def test_headline_numbers_are_the_views_summed(sim_dir: Path) -> None:
@@ -97,7 +97,7 @@ def test_cli_report_with_every_option(sim_dir: Path, tmp_path: Path,
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     stem = f"navilink_{dev}_{first}_{last}"
     assert f"{stem}.html" in files and not any(f.endswith(".pdf") for f in files)
-    assert len([f for f in files if f.endswith(".png")]) == 10
+    assert len([f for f in files if f.endswith(".png")]) == 11
     page = (out / f"{stem}.html").read_text(encoding="utf-8")
     assert "temperatures in °C" in page and "2 days" in page
     assert re.search(r"Coverage.*</th>", page)

@@ -22,7 +22,7 @@ from ..errors import ConfigurationError, StoreError
 from . import charts, summary
 from . import whatif as whatif_section
 from .data import TIMELINE_DAYS, ReportData, default_period, list_devices, load
-from .html import Image, Section, render_html
+from .html import Finding, Image, Section, render_html
 from .pdf import cover, write_pdf
 from .units import Units
 
@@ -72,6 +72,8 @@ def make_charts(data: ReportData, s: summary.Summary, units: Units) -> list[Char
         Chart("timeline", "Tank over time", charts.timeline(data.status, data.cycles, data.draws,
                                                             units=units, tz=tz,
                                                             last_days=TIMELINE_DAYS)),
+        Chart("hot_water", "Hot water available",
+              charts.hot_water(data.hot_water, data.runouts, units=units, tz=tz)),
         Chart("daily_energy", "Electricity", charts.daily_energy(data.energy_daily)),
         Chart("element_causes", "Why the element ran", charts.element_causes(data.element_use, tz=tz)),
         Chart("cycles", "Heating cycles", charts.cycles(data.cycles, tz=tz)),
@@ -97,6 +99,8 @@ _METHOD_NOTES = (
 _INTROS = {
     "Tank over time": "What the tank did: both sensors, the energy stored above the device's "
                       "reference temperature, and the device's own charge estimate.",
+    "Hot water available": "How much hot water the tank held for the tap, and the draws that "
+                           "ran it out (docs/metrics.md 7).",
     "Electricity": "Electricity we measured from the status samples, split by what was running, "
                    "against the device's own daily history (EMS).",
     "Why the element ran": "Each run of an element with its cause, read from the DHW mode, the "
@@ -130,6 +134,15 @@ def _sections(data: ReportData, s: summary.Summary, images: dict[str, Image],
         out.append(Section(name, _INTROS.get(name, ""), imgs, tables))
     out.append(Section("About these numbers", notes=[*s.notes, *_METHOD_NOTES]))
     return out
+
+
+def findings_of(data: ReportData) -> list[Finding]:
+    """The device's current findings (the findings mart) as text for the box at the top."""
+    if data.findings.is_empty():
+        return []
+    return [Finding(r["severity"], r["finding"],
+                    r["since"].strftime("%Y-%m-%d") if r["since"] is not None else "?",
+                    r["evidence"], r["what_to_do"]) for r in data.findings.iter_rows(named=True)]
 
 
 def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
@@ -171,11 +184,14 @@ def render_report(data: ReportData, *, out_dir: Path, units: str | Units = "F",
     if "html" in fmts:
         say(f"{data.device}: writing HTML")
         page = render_html(title=title, subtitle=subtitle, tiles=summary.tiles(s, u),
-                           sections=_sections(data, s, images, chart_list, whatif), footer=footer)
+                           sections=_sections(data, s, images, chart_list, whatif), footer=footer,
+                           findings=findings_of(data))
         paths.append(_write_bytes(out_dir / f"{stem}.html", page.encode("utf-8")))
     if "pdf" in fmts:
         say(f"{data.device}: writing PDF")
-        pages = [cover(title, subtitle, [*s.notes, *_METHOD_NOTES, footer])]
+        found = [f"Finding ({f.severity}): {f.finding} since {f.since}: {f.evidence}."
+                 for f in findings_of(data)]
+        pages = [cover(title, subtitle, [*found, *s.notes, *_METHOD_NOTES, footer])]
         pages += [c.figure for c in chart_list]
         paths.append(write_pdf(out_dir / f"{stem}.pdf", pages, title=title, subject=subtitle))
     return paths

@@ -688,3 +688,62 @@ def element_causes(element_use: pl.DataFrame, *, tz: str = "UTC") -> Figure:
     ax_t.xaxis_date()
     _time_axis(ax_t, tz)
     return fig
+
+
+# --- hot water available ------------------------------------------------------------------------
+
+
+@_styled
+def hot_water(samples: pl.DataFrame, runouts: pl.DataFrame | None = None, *,
+              units: str | Units = "F", tz: str = "UTC", max_points: int = 4000) -> Figure:
+    """Hot water available at the delivery temperature over time, run-outs marked.
+
+    ``samples`` (hot_water): received_at, gallons_available, gallons_full, delivery_c.
+    ``runouts``: runout_start, draw_end, gallons_short. Long series are averaged into buckets
+    (the bucket's lowest value kept, so a run-out's empty tank stays visible); outages break it.
+    """
+    u = Units.of(units)
+    st = samples.sort("received_at") if not samples.is_empty() else samples
+    delivery = "the delivery temperature"
+    if not st.is_empty() and "delivery_c" in st.columns and st["delivery_c"][0] is not None:
+        delivery = f"{u.t(float(st['delivery_c'][0])):.0f} {u.temp}"
+    fig, axes = _figure(
+        "Hot water available",
+        f"Line: hot water the tank could deliver now, mixed to {delivery} at the tap; dashed: "
+        "when full; red: run-outs (the outlet below that temperature during a draw).",
+        height=3.6)
+    ax = axes[0, 0]
+    ax.set(ylabel=f"Available ({u.volume} at the tap)", xlabel=f"Local time ({tz})")
+    if st.is_empty():
+        _empty(ax)
+        return fig
+    span = st["received_at"].max() - st["received_at"].min()  # type: ignore[operator]
+    if st.height > max_points and isinstance(span, timedelta) and span.total_seconds() > 0:
+        every = max(60, int(span.total_seconds() / max_points))
+        st = st.group_by_dynamic("received_at", every=f"{every}s").agg(
+            pl.col("gallons_available").min(), pl.col("gallons_full").max())
+        max_gap = timedelta(seconds=3 * every)
+    else:
+        max_gap = timedelta(minutes=15)
+    st = _break_gaps(st, "received_at", max_gap)
+    x = _utc(st, "received_at")
+    ax.plot(x, u.gal(_f(st, "gallons_available")), color=COLORS["usable"], lw=1.3,
+            label="Available")
+    ax.plot(x, u.gal(_f(st, "gallons_full")), color="#555555", lw=0.9, ls="--", label="When full")
+    ax.set_ylim(bottom=0)
+    handles: list[Any] = [Line2D([], [], color=COLORS["usable"], label="Available"),
+                          Line2D([], [], color="#555555", ls="--", label="When full")]
+    lo = st["received_at"].min()
+    ro = runouts.filter(pl.col("draw_end") >= lo) if runouts is not None and \
+        not runouts.is_empty() else None
+    if ro is not None and not ro.is_empty():
+        _spans(ax, _utc(ro, "runout_start"), _utc(ro, "draw_end"), COLORS["warn"], 0.35)
+        ax.vlines(_utc(ro, "runout_start"), 0.93, 1.0, transform=ax.get_xaxis_transform(),
+                  color=COLORS["warn"], lw=2.0)
+        short = float(u.gal(np.nansum(_f(ro, "gallons_short"))))
+        handles.append(Patch(color=COLORS["warn"], alpha=0.5,
+                             label=f"Run-out ({ro.height}, {short:.0f} {u.volume} short)"))
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(handles),
+              fontsize=8.5, borderaxespad=0.2)
+    _time_axis(ax, tz)
+    return fig

@@ -35,6 +35,10 @@ class ReportData:
     efficiency: pl.DataFrame  # efficiency_daily
     tariff: str = ""  # how costs were priced, e.g. "flat $0.170/kWh" (from the settings table)
     element_use: pl.DataFrame = field(default_factory=pl.DataFrame)  # element_use
+    # hot_water over the timeline's days, the period's runouts, the device's current findings
+    hot_water: pl.DataFrame = field(default_factory=pl.DataFrame)
+    runouts: pl.DataFrame = field(default_factory=pl.DataFrame)
+    findings: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def days(self) -> int:
@@ -111,6 +115,15 @@ def _timeline_samples(con: Any, device: str, lo: datetime, hi: datetime,
                     f"from ({sql}) order by received_at", [device, lo, hi])
 
 
+def _hot_water_samples(con: Any, device: str, status: pl.DataFrame, hi: datetime) -> pl.DataFrame:
+    """The stored hot_water rows over the timeline's samples (``status``)."""
+    if status.is_empty():
+        return pl.DataFrame()
+    return _pl(con, "select received_at, gallons_available, gallons_full, delivery_c from hot_water "
+                    "where device = ? and received_at >= ? and received_at < ? order by received_at",
+               [device, status["received_at"].min(), hi])
+
+
 def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
     """Select ``device``'s rows for the period from each mart (the tank timeline from the raw
     samples, stg_status, for its last TIMELINE_DAYS days); timestamps are filtered on the local
@@ -141,6 +154,11 @@ def load(con: Any, device: str, start: date, end: date, tz: str) -> ReportData:
                             "and ? order by day", dev_day),
         element_use=_pl(con, "select * from element_use where device = ? and run_start >= ? "
                              "and run_start < ? order by run_start", dev_ts),
+        hot_water=_hot_water_samples(con, device, status, hi),
+        runouts=_pl(con, "select * from runouts where device = ? and start >= ? and start < ? "
+                         "order by start", dev_ts),
+        findings=_pl(con, "select * from findings where device = ? order by case severity when "
+                          "'error' then 0 when 'warning' then 1 else 2 end, finding", [device]),
     )
 
 

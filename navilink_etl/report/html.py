@@ -37,6 +37,12 @@ th:first-child, td:first-child { text-align: left; }
 th { background: var(--card); }
 tr.flag td { color: #b3261e; }
 .notes { color: var(--muted); font-size: 13px; }
+.findings { margin-top: 20px; border: 1px solid #d5dbdb; border-radius: 10px; padding: 10px 16px; }
+.findings h2 { margin: 4px 0 8px; border: none; }
+.findings li { margin: 6px 0; }
+.findings .sev { font-weight: 700; }
+.findings .error .sev { color: #b3261e; } .findings .warning .sev { color: #b8860b; }
+.findings .info .sev { color: var(--muted); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line);
          padding-top: 8px; }
 @media print { main { max-width: none; } figure { break-inside: avoid; } }
@@ -86,9 +92,32 @@ def _table(t: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One row of the findings mart, as text (``severity``: error, warning or info)."""
+
+    severity: str
+    finding: str
+    since: str
+    evidence: str
+    what_to_do: str
+
+
+def _findings(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return ('<section class="findings"><h2>Findings</h2><p class="intro">Nothing needs '
+                "attention: no rule of navilink-etl doctor fires for this heater.</p></section>")
+    items = "".join(
+        f'<li class="{escape(f.severity)}"><span class="sev">{escape(f.severity.upper())}</span> '
+        f"{escape(f.finding)} (since {escape(f.since)}): {escape(f.evidence)}. "
+        f"<em>{escape(f.what_to_do)}</em></li>" for f in findings)
+    return f'<section class="findings"><h2>Findings</h2><ul>{items}</ul></section>'
+
+
 def render_html(*, title: str, subtitle: str, tiles: Sequence[Tile], sections: Sequence[Section],
-                footer: str = "") -> str:
-    """The whole page as a string; all arguments are plain text and are escaped here."""
+                footer: str = "", findings: Sequence[Finding] | None = None) -> str:
+    """The whole page as a string; all arguments are plain text and are escaped here.
+    ``findings`` (None: no box) go in a box at the top."""
     tiles_html = "".join(
         f'<div class="tile"><div class="label">{escape(t.label)}</div>'
         f'<div class="value">{escape(t.value)}</div><div class="note">{escape(t.note)}</div></div>'
@@ -111,7 +140,8 @@ def render_html(*, title: str, subtitle: str, tiles: Sequence[Tile], sections: S
         "img-src data:; style-src 'unsafe-inline'\">"
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>"
         f"<header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>"
-        f'<div class="tiles">{tiles_html}</div>'
+        + ("" if findings is None else _findings(findings))
+        +         f'<div class="tiles">{tiles_html}</div>'
         + "".join(parts)
         + f"<footer>{escape(footer)}</footer></main></body></html>\n"
     )

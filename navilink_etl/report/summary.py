@@ -41,6 +41,8 @@ class Summary:
     days_low_coverage: int
     tariff: str = ""
     notes: list[str] = field(default_factory=list)
+    runouts: int = 0  # draws that ran out of hot water (runouts)
+    gallons_short: float | None = None  # tank water drawn below the delivery temperature
 
     @property
     def kwh_per_day(self) -> float | None:
@@ -92,6 +94,7 @@ def summarize(data: ReportData) -> Summary:
         resistance_cost=_sum(ef, "resistance_cost"), savings=_sum(ef, "savings"),
         hot_water_gal=vol, draw_energy_wh=_sum(data.draws, "energy_wh"), draws=data.draws.height,
         coverage=cov, days_low_coverage=low, tariff=data.tariff, notes=notes,
+        runouts=data.runouts.height, gallons_short=_sum(data.runouts, "gallons_short"),
     )
 
 
@@ -124,6 +127,10 @@ def tiles(s: Summary, units: Units) -> list[Tile]:
              "same heat from a resistance heater: " + _fmt(s.resistance_cost, ",.2f", prefix="$")),
         Tile("Data coverage", _fmt(None if s.coverage is None else 100 * s.coverage, ".1f", " %"),
              f"{s.days_low_coverage} day(s) below {COVERAGE_OK:.0%}"),
+        Tile("Run-outs this period", f"{s.runouts}",
+             "draws that ran out of hot water" if not s.runouts else
+             f"{units.gal(s.gallons_short or 0.0):,.0f} {units.volume} drawn below the delivery "
+             "temperature"),
     ]
 
 

@@ -24,6 +24,7 @@ from .schedule import LoadShift
 from .weather import Weather, inlet_c
 
 TRUTH_STEP_S = 60.0
+DELIVERY_105F_C = (105.0 - 32.0) / 1.8  # truth of run-outs: water leaving below 105 degF
 _INF = math.inf
 
 # heat-pump phases -> currentStatenum (docs/protocol.md 5.5)
@@ -88,11 +89,11 @@ class Heater:
         self.inlet = inlet or inlet_c
         self.tz = ZoneInfo(ems_tz)
         self.truth = truth
+        self.cop_scale = float(cop_scale)  # multiplies the map's COP (faults change it mid-run)
         # device-specific electrical spread: element ~ +/-4 % of rating (line voltage), fan W
         h = (seed * 2654435761 + 97) & 0xFFFFFFFF
         self.element_w = spec.element_w * (0.97 + 0.07 * ((h % 1000) / 1000.0))
         self.controls_w = 1.0
-        self.cop_scale = float(cop_scale)  # scales the map's COP (compressor input unchanged)
         self.schedule = schedule  # a daily load shift (sim/schedule.py), None = heat any time
         # settings
         self.setpoint_half_c = int(setpoint_half_c)
@@ -144,7 +145,7 @@ class Heater:
         self.draw: Draw | None = None
         self.next_draw = self.draws.next()
         self.last_draw_end = -_INF
-        self._draw_acc = [0.0, 0.0]  # L, Wh of the current draw
+        self._draw_acc = [0.0, 0.0, _INF, 0.0]  # L, Wh, lowest outlet degC, L below 105 degF
         # EMS: local day -> [hp Wh, he Wh, hp s, he s]
         self.ems: dict[object, list[float]] = {}
         self._ems_day: object = None
@@ -484,7 +485,7 @@ class Heater:
         if self.draw is None and self.next_draw is not None and self.next_draw.start <= t + 1e-6:
             self.draw = self.next_draw
             self.next_draw = self.draws.next()
-            self._draw_acc = [0.0, 0.0]
+            self._draw_acc = [0.0, 0.0, _INF, 0.0]
         minute = int(t // 60.0)
         if minute != self._room_minute:  # the room changes slowly: read it once a minute
             self._room_minute = minute
@@ -643,6 +644,9 @@ class Heater:
         if draw is not None:
             self._draw_acc[0] += draw_l
             self._draw_acc[1] += draw_wh
+            self._draw_acc[2] = min(self._draw_acc[2], tank.t[-1])  # the top node feeds the outlet
+            if tank.t[-1] < DELIVERY_105F_C:
+                self._draw_acc[3] += draw_l
             self._m_draw = draw.draw_id
         heating = self.comp_on or self.upper_on or self.lower_on
         m = self._macc
@@ -734,10 +738,12 @@ class Heater:
             return
         self.last_draw_end = d.end
         if self.truth is not None:
-            vol, wh = self._draw_acc
+            vol, wh, low, short_l = self._draw_acc
             inlet = self.inlet(d.start)
             outlet = inlet + wh / (vol * 1.163) if vol > 0 else inlet
-            self.truth.draws.append((d.draw_id, d.start, d.end, vol, wh, d.kind, outlet, inlet))
+            low = low if vol > 0 else self.tank.t[-1]
+            self.truth.draws.append((d.draw_id, d.start, d.end, vol, wh, d.kind, outlet, inlet, low,
+                                     short_l))
 
     def _close_minute(self) -> None:
         t0, t1 = self._minute_start, self.t

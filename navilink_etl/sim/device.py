@@ -34,14 +34,13 @@ STATE_FIELDS: tuple[str, ...] = (
     "t", "command", "upper_c", "lower_c", "mean_c", "condenser_c", "ambient_c", "setpoint_half",
     "mode", "op_mode", "busy", "heat_use", "statenum", "comp", "fan", "upper", "lower",
     "dhw_use", "power_w", "vac_days", "vac_left", "al_use", "al_period", "al_busy", "fan_hours",
-    "rssi", "freeze_half",
+    "rssi", "freeze_half", "error_code", "sub_error_code",
 )  # fmt: skip
 _IX = {k: i for i, k in enumerate(STATE_FIELDS)}
 
 # Values that never change in the capture (docs/protocol.md 4.3).
 _CONSTANTS: dict[str, int] = {
-    "outsideTemperature": 0, "specialFunctionStatus": 1, "didReload": 1, "errorCode": 0,
-    "subErrorCode": 0, "freezeProtectionUse": 2, "dhwUseSustained": 0, "programReservationUse": 1,
+    "outsideTemperature": 0, "specialFunctionStatus": 1, "didReload": 1, "freezeProtectionUse": 2, "dhwUseSustained": 0, "programReservationUse": 1,
     "smartDiagnostic": 0, "faultStatus1": 0, "faultStatus2": 0, "ecoUse": 2, "targetSuperHeat": 50,
     "shutOffValveUse": 1, "conOvrSensorUse": 1, "wtrOvrSensorUse": 1, "drEventStatus": 0,
     "programReservationType": 0, "temperatureType": 2, "tempFormulaType": 1, "errorBuzzerUse": 2,
@@ -97,6 +96,8 @@ def wire_columns(s: np.ndarray, *, firmware: str, counts_per_k: float, reference
     sp_or_70 = lambda b: np.where(b, sp_half, 70).astype(np.int64)  # noqa: E731
     v: dict[str, np.ndarray] = {
         "command": _r(col("command")),
+        "errorCode": _r(col("error_code")),  # 0 unless a fault is injected (sim/faults.py)
+        "subErrorCode": _r(col("sub_error_code")),
         "operationMode": op,
         "operationBusy": _r(col("busy")),
         "dhwUse": _r(col("dhw_use")),
@@ -174,8 +175,10 @@ def rssi_array(seed: int, t: np.ndarray) -> np.ndarray:
     return (55 + (h >> np.uint64(11)) % np.uint64(5) + ((k >> np.uint64(4)) + s) % np.uint64(7)).astype(np.int64)
 
 
-def capture_state(h: Heater, command: int, power_w: float, rssi: int) -> tuple[float, ...]:
-    """The plant's wire-relevant state now, in ``STATE_FIELDS`` order."""
+def capture_state(h: Heater, command: int, power_w: float, rssi: int,
+                  error: tuple[int, int] = (0, 0)) -> tuple[float, ...]:
+    """The plant's wire-relevant state now, in ``STATE_FIELDS`` order (``error``: the error and
+    sub-error code shown, see ``sim/faults.py``)."""
     nodes = h.tank.t
     spec = h.spec
     k = spec.condenser_nodes
@@ -187,7 +190,7 @@ def capture_state(h: Heater, command: int, power_w: float, rssi: int) -> tuple[f
         h.statenum(), 2 if h.comp_on else 1, 2 if fan else 1, 2 if h.upper_on else 1,
         2 if h.lower_on else 1, 2 if h.draw is not None else 1, power_w, h.vacation_days,
         h.vacation_remaining_days(), 2 if h.al_enabled else 1, h.al_period_days,
-        2 if h.al_active else 1, h.fan_hours, rssi, h.freeze_half_c,
+        2 if h.al_active else 1, h.fan_hours, rssi, h.freeze_half_c, error[0], error[1],
     )
 
 
@@ -279,6 +282,7 @@ class SimulatedDevice:
         self.counts_per_k = counts_per_k(self.spec)
         self._last_power: float | None = None
         self._pushes: list[Push] = []
+        self.error: tuple[int, int] = (0, 0)  # (errorCode, subErrorCode) shown; faults set it
         if truth is not None:
             truth.device_row = self.device_row()
 
@@ -296,12 +300,12 @@ class SimulatedDevice:
         p = h.power_w()
         reported = p if self._last_power is None else self._last_power
         self._last_power = p
-        return capture_state(h, command, reported, rssi_at(self.seed, h.t))
+        return capture_state(h, command, reported, rssi_at(self.seed, h.t), self.error)
 
     def idle_proto(self) -> tuple[tuple[float, ...], float | None]:
         """What ``idle_rows`` needs, taken before an idle stretch: the state and vacation end."""
         h = self.heater
-        return (capture_state(h, 0, 0.0, 0),
+        return (capture_state(h, 0, 0.0, 0, self.error),
                 h.vacation_end if h.mode == DhwMode.VACATION else None)
 
     def idle_rows(self, proto: tuple[tuple[float, ...], float | None], command: int,

@@ -39,6 +39,7 @@ from ..status import (
     status_schema,
 )
 from .device import STATE_FIELDS, SimulatedDevice, ems_rows, wire_columns
+from .faults import Fault, FaultPlan
 from .ledger import TruthLog
 
 SOURCE = "simulator"
@@ -376,6 +377,7 @@ def simulate(
     parse_all: bool | None = None,
     verify_fraction: float = 0.01,
     writer_process: bool | None = None,
+    faults: list[Fault] | None = None,
     **device_options: Any,
 ) -> SimulateResult:
     """Simulate ``devices`` heaters for ``days`` and store polls + pushes, EMS history and truth.
@@ -389,6 +391,7 @@ def simulate(
     ``device_options`` go to every ``SimulatedDevice``, among them the settings ``setpoint_f``
     (degF), ``mode`` (heat_pump, energy_saver, high_demand, electric) and ``shift``
     ("HH:MM-HH:MM", sim/schedule.py); the same ``seed`` keeps the weather and the draws.
+    ``faults`` (``sim/faults.py``) are injected into every device and recorded in ``truth/faults``.
     """
     t_wall = time.perf_counter()
     if not 0.0 <= loss < 1.0:
@@ -423,13 +426,16 @@ def simulate(
                                   location=location, firmware=firmware, truth=truth, draws=draws,
                                   **device_options)
             truth.device_row = dev.device_row(interval_s)
-            windows = list(outages or [])
+            plan = FaultPlan(faults, dev.heater.cop_scale)
+            windows = list(outages or []) + plan.outages()
             if outage_per_week:
                 windows += weekly_outages(seed, di, start, math.ceil(days))
             profile = WireProfile.of(dev)
             opts = {"parse_all": parse_all, "verify_fraction": verify_fraction, "seed": dseed}
             rng = np.random.default_rng([seed & 0xFFFFFFFF, di, 31337])
-            for chunk_end, arr, rq, lat in _run_device(dev, t0, t_stop, interval_s, chunk_days, dseed):
+            for chunk_end, arr, rq, lat in _run_device(dev, t0, t_stop, interval_s, chunk_days, dseed,
+                                                       plan):
+                arr = plan.on_wire(arr)
                 received, keep = _arrivals(arr, rq, lat, loss, rng, windows)
                 is_poll = ~np.isnan(rq)
                 counts["lost"] += int((~keep).sum())
@@ -442,6 +448,7 @@ def simulate(
                     progress(min(total_days, done), total_days)
             dev.heater.finish()  # the open cycle and draw, cut at the end: the truth is complete
             out.call("truth", _take_truth(truth))
+            plan.write_truth(data_dir, mac)
             tz = dev.heater.tz
             last = (end - timedelta(microseconds=1)).astimezone(tz).date()
             out.call("energy", mac, ems_rows(dev.heater.ems, start.astimezone(tz).date(), last), end)
@@ -460,9 +467,11 @@ def _take_truth(truth: TruthLog) -> tuple[str, dict[str, Any], list[Any], list[A
 
 
 def _run_device(dev: SimulatedDevice, t0: float, t_stop: float, interval_s: float, chunk_days: float,
-                dseed: int) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
+                dseed: int, plan: FaultPlan | None = None,
+                ) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
     """Run one device, yielding per chunk: (chunk end, captured states in send order, the poll
-    request time per row (NaN for pushes), the reply latency per poll)."""
+    request time per row (NaN for pushes), the reply latency per poll). Chunks also end where
+    ``plan``'s faults change the device, which the plan applies at each chunk's start."""
     h = dev.heater
     rows: list[tuple[float, ...]] = []
     req_t: list[float] = []
@@ -485,9 +494,13 @@ def _run_device(dev: SimulatedDevice, t0: float, t_stop: float, interval_s: floa
     status = int(Command.STATUS)
     k = 1
     chunk_end = t0
+    breaks = plan.breaks(t0, t_stop) if plan is not None else []
     try:
         while chunk_end < t_stop - 1e-9:
-            chunk_end = min(t_stop, chunk_end + chunk_days * 86400.0)
+            if plan is not None:
+                plan.apply(dev, chunk_end)
+            nxt = next((b for b in breaks if b > chunk_end + 1e-9), math.inf)
+            chunk_end = min(t_stop, chunk_end + chunk_days * 86400.0, nxt)
             while True:
                 tp = t0 + k * interval_s
                 if tp > chunk_end + 1e-9:

@@ -81,4 +81,6 @@ def draw_schema() -> dict[str, Any]:
         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
         "volume_l": pl.Float64, "energy_wh": pl.Float64, "kind": pl.String,
         "outlet_mean_c": pl.Float64, "inlet_c": pl.Float64,
+        "outlet_min_c": pl.Float64,  # the lowest outlet (tank top) temperature during the draw
+        "below_105f_l": pl.Float64,  # litres drawn while the outlet was below 105 degF (40.6 degC)
     }  # fmt: skip
