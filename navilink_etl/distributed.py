@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -195,6 +196,29 @@ def assemble(con: duckdb.DuckDBPyConnection, fs: Any, root: str, devices: list[s
         raise
 
 
+def _reachable(scheduler: str) -> None:
+    """Fail fast, naming the setting, when nothing listens at a tcp:// scheduler address."""
+    from urllib.parse import urlsplit
+
+    fix = "start one with `dask scheduler` and give its address as tcp://host:8786"
+    try:
+        parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError:
+        host, port = None, None
+    if not host:
+        raise ConfigurationError(f"--scheduler {scheduler!r} is not an address: {fix}",
+                                 setting="--scheduler")
+    if parts.scheme != "tcp":
+        return  # tls:// and other protocols: the client reports
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise ConfigurationError(f"--scheduler {scheduler}: no Dask scheduler answered "
+                                 f"({exc.strerror or type(exc).__name__}); {fix}",
+                                 setting="--scheduler") from None
+
+
 @contextmanager
 def cluster(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
     """A client of the Dask scheduler at ``scheduler``, or of a new local cluster of ``workers``
@@ -205,8 +229,9 @@ def cluster(scheduler: str | None = None, workers: int | None = None) -> Iterato
         raise ConfigurationError("the distributed build needs dask[distributed]: "
                                  "pip install 'dask[distributed]'") from None
     if scheduler is not None:
+        _reachable(scheduler)
         try:
-            client = Client(scheduler, timeout="15s", set_as_default=False)
+            client = Client(scheduler, timeout="30s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigurationError(
                 f"--scheduler {scheduler}: no Dask scheduler answered ({type(exc).__name__}); start "

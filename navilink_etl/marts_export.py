@@ -15,6 +15,7 @@ whole object replaces it. A reader sees the old file or the new one, never part 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterable
@@ -57,18 +58,16 @@ def write_partition(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
-            with_suppressed_unlink(tmp)
+            _unlink_quietly(tmp)
             raise
     else:  # an object store: the object appears whole when its upload completes
         with fs.open(path, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
 
 
-def with_suppressed_unlink(path: str) -> None:
-    try:
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def export(con: duckdb.DuckDBPyConnection, fs: fsspec.AbstractFileSystem, root: str,
@@ -163,5 +162,5 @@ def prune(fs: fsspec.AbstractFileSystem, root: str, keep: set[str],
                 removed += 1
             elif part.startswith("device=") and isinstance(fs, LocalFileSystem):
                 for leftover in Path(folder, part).glob(f".*{TMP_SUFFIX}"):
-                    with_suppressed_unlink(str(leftover))
+                    _unlink_quietly(str(leftover))
     return removed

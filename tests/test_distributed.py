@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -52,7 +53,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_two_local_workers_equal_one_process_full_and_incremental(
+def test_two_local_workers_equal_one_process_and_survive_a_killed_worker(
         reference: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     before, after = reference
     src = source(tmp_path_factory)
@@ -72,6 +73,46 @@ def test_two_local_workers_equal_one_process_full_and_incremental(
         assert not result.full and result.device_days > 0
         assert_same_tables(data / "warehouse.duckdb", after / "warehouse.duckdb")
         assert_same_partitions(data, after)
+
+        # A worker process running a task is killed (SIGKILL) during a full rebuild: its nanny
+        # starts a new one, the scheduler reschedules the task, the build completes with the same
+        # tables, and no half-written partition is visible.
+        shutil.rmtree(data / "marts")
+        killed = _kill_a_busy_worker(client)
+        result = refresh.run(config(data), full=True, engine=engine)
+        killed.join(timeout=10)
+        assert killed.victim is not None, "no task was seen running"
+        assert killed.victim not in set(client.run(os.getpid).values())
+        client.wait_for_workers(2, timeout=60)  # the nanny started a new worker
+    assert result.full and result.devices == 3
+    assert_same_tables(data / "warehouse.duckdb", after / "warehouse.duckdb")
+    assert_same_partitions(data, after)
+    assert not [p for p in (data / "marts").rglob("*") if p.is_file() and p.name != "part-0.parquet"]
+
+
+class _Killer(threading.Thread):
+    def __init__(self, client: Any) -> None:
+        super().__init__(daemon=True)
+        self.client = client
+        self.pids: dict[str, int] = client.run(os.getpid)
+        self.victim: int | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            busy = [w for w, keys in self.client.processing().items() if keys]
+            if busy:
+                time.sleep(0.3)  # inside the task: DuckDB is building the batch
+                self.victim = self.pids[busy[0]]
+                os.kill(self.victim, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+
+def _kill_a_busy_worker(client: Any) -> _Killer:
+    killer = _Killer(client)
+    killer.start()
+    return killer
 
 
 def test_views_with_one_local_worker(reference: tuple[Path, Path],
@@ -100,12 +141,12 @@ def test_external_scheduler_and_two_workers(reference: tuple[Path, Path],
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], stdout=subprocess.DEVNULL,
+                               "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
                               stderr=open(logs / "scheduler.log", "wb"))]  # noqa: SIM115
     try:
         procs.append(subprocess.Popen(
             [DASK, "worker", address, "--host", "127.0.0.1", "--no-dashboard", "--nworkers", "2",
-             "--nthreads", "1"], stdout=subprocess.DEVNULL,
+             "--nthreads", "1", "--dashboard-address", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
             stderr=open(logs / "worker.log", "wb")))  # noqa: SIM115
         from distributed import Client
 
@@ -124,44 +165,6 @@ def test_external_scheduler_and_two_workers(reference: tuple[Path, Path],
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-
-
-def test_a_worker_killed_mid_build(reference: tuple[Path, Path],
-                                   tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    """The worker process running a task is killed (SIGKILL); its nanny starts a new one, the
-    scheduler reschedules the task, the build completes with the same tables, and no half-written
-    partition is visible."""
-    before, _after = reference
-    data = copy_fleet(source(tmp_path_factory), tmp_path / "data")
-    killed: dict[str, object] = {}
-
-    with distributed.cluster(workers=1) as client:
-        pids = client.run(os.getpid)
-
-        def kill_when_busy() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and "pid" not in killed:
-                busy = {w: keys for w, keys in client.processing().items() if keys}
-                if busy:
-                    worker, keys = next(iter(busy.items()))
-                    time.sleep(0.3)  # inside the task: DuckDB is building the batch
-                    os.kill(pids[worker], signal.SIGKILL)
-                    killed.update(pid=pids[worker], keys=keys)
-                    return
-                time.sleep(0.02)
-
-        killer = threading.Thread(target=kill_when_busy, daemon=True)
-        killer.start()
-        result = refresh.run(config(data), engine=distributed.DaskEngine(client, batch_bytes=1))
-        killer.join(timeout=5)
-        assert "pid" in killed, "no task was seen running"
-        new_pids = set(client.run(os.getpid).values())
-        assert killed["pid"] not in new_pids and new_pids  # the nanny started a new worker
-    assert result.full and result.devices == 3
-    assert_same_tables(data / "warehouse.duckdb", before / "warehouse.duckdb")
-    assert_same_partitions(data, before)
-    # nothing but whole partitions is visible, and the dead writer's leftovers are gone
-    assert not [p for p in (data / "marts").rglob("*") if p.is_file() and p.name != "part-0.parquet"]
 
 
 def test_bad_settings_are_named() -> None:
