@@ -9,13 +9,14 @@ does not parse paths (or would cast an all-digit MAC to a number) still has it.
 Writes go through an fsspec filesystem (``filesystem``: the one place that maps the data folder to
 a filesystem and a root). Each file is replaced whole: on a local disk it is written under a
 hidden temporary name beside it (``.part-0.parquet.<token>.tmp``, which no ``*.parquet`` glob
-matches) and ``os.replace``d; on an object store one PUT (or one completed multipart upload) of the
-whole object replaces it. A reader sees the old file or the new one, never part of one.
+matches) and ``os.replace``d; on an object store the file is written to memory first and one PUT of
+the whole object replaces it (a writer that fails midway uploads nothing). A reader sees the old file or the new one, never part of one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import uuid
 from collections.abc import Iterable
@@ -60,9 +61,10 @@ def write_partition(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -
         except BaseException:
             _unlink_quietly(tmp)
             raise
-    else:  # an object store: the object appears whole when its upload completes
-        with fs.open(path, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+    else:  # an object store: the whole object in one PUT, only once it is complete
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        fs.pipe_file(path, buf.getvalue())
 
 
 def _unlink_quietly(path: str) -> None:

@@ -116,3 +116,19 @@ def test_a_partition_is_replaced_whole(tmp_path: Path) -> None:
     assert list((tmp_path / "marts").glob("**/*.parquet")) == [Path(path)]
     marts_export.prune(fs, root, {"aabbccddeeff"}, tables=["draws"])
     assert not leftover.exists() and Path(path).exists()
+
+
+def test_an_object_store_gets_whole_objects_only() -> None:
+    """Through a non-local fsspec filesystem (memory:// here, s3:// in a fleet) a partition is
+    uploaded in one piece, after it is complete: a failed write leaves the old object."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    path = marts_export.partition_path("/bucket/data/marts", "draws", "aabbccddeeff")
+    marts_export.write_partition(fs, path, pa.table({"device": ["aabbccddeeff"], "x": [2.0]}))
+    with pytest.raises(AttributeError):
+        marts_export.write_partition(fs, path, object())  # type: ignore[arg-type]
+    with fs.open(path, "rb") as fh:
+        assert pl.read_parquet(fh)["x"].to_list() == [2.0]
+    assert fs.find("/bucket") == [path]
+    assert marts_export.devices_in(fs, "/bucket/data/marts", "draws") == {"aabbccddeeff"}
