@@ -246,7 +246,9 @@ def cluster(scheduler: str | None = None, workers: int | None = None) -> Iterato
         raise ConfigurationError(f"--workers {workers}: give 1 or more local worker processes",
                                  setting="--workers")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.WARNING) as local, \
+                      dashboard_address=None, silence_logs=logging.WARNING,
+                      # the scheduler's HTTP endpoint (health, metrics): any free port, 127.0.0.1
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local, \
             Client(local, set_as_default=False) as client:
         yield client
 
