@@ -1,5 +1,7 @@
 """Refresh the warehouse's stored tables from the files that changed since the last refresh, in a
-copy of the file that then replaces ``warehouse.duckdb`` atomically (readers see old or new)."""
+copy of the file that then replaces ``warehouse.duckdb`` atomically (readers see old or new).
+The changed devices' stored tables are also written as Parquet under ``marts/`` (``marts_export``)
+before the file is published; ``run(engine=...)`` recomputes elsewhere (``distributed``)."""
 
 from __future__ import annotations
 
