@@ -241,16 +241,22 @@ def export(
     typer.echo(str(path))
 
 
-def _refresh(full: bool) -> None:
+def _refresh(full: bool, scheduler: str | None = None, workers: int | None = None) -> None:
     from rich.console import Console
 
     try:
         config = _config()
-        from .warehouse import refresh as run_refresh
-
         console = Console(stderr=True)
         with console.status("refreshing the warehouse") as line:
-            result = run_refresh(config, full=full, progress=lambda msg: line.update(msg))
+            if scheduler is None and workers is None:
+                from .warehouse import refresh as run_refresh
+
+                result = run_refresh(config, full=full, progress=lambda msg: line.update(msg))
+            else:
+                from .distributed import refresh_on_cluster
+
+                result = refresh_on_cluster(config, scheduler=scheduler, workers=workers, full=full,
+                                            progress=lambda msg: line.update(msg))
     except NaviLinkError as exc:
         raise _fail(exc) from None
     how = "rebuilt (" + "; ".join(result.reasons) + ")" if result.full else "refreshed"
@@ -260,19 +266,26 @@ def _refresh(full: bool) -> None:
 
 
 _FULL = Annotated[bool, typer.Option("--full", help="Rebuild every table from all the data.")]
+_SCHEDULER = Annotated[str | None, typer.Option(
+    "--scheduler", metavar="tcp://HOST:8786",
+    help="Recompute on an existing Dask cluster: its scheduler's address (the workers must "
+         "reach the same data folder).")]
+_WORKERS = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Recompute on a local Dask cluster of N worker processes (127.0.0.1).")]
 
 
 @app.command()
-def refresh(full: _FULL = False) -> None:
+def refresh(full: _FULL = False, scheduler: _SCHEDULER = None, workers: _WORKERS = None) -> None:
     """Bring data/warehouse.duckdb up to date: recompute the device-days whose files changed since
-    the last refresh (and the marts of those devices), then replace the file atomically."""
-    _refresh(full)
+    the last refresh (and the marts of those devices), write their partitions under data/marts/,
+    then replace the file atomically."""
+    _refresh(full, scheduler, workers)
 
 
 @app.command()
-def views(full: _FULL = False) -> None:
+def views(full: _FULL = False, scheduler: _SCHEDULER = None, workers: _WORKERS = None) -> None:
     """The same as `refresh` (its former name): bring data/warehouse.duckdb up to date."""
-    _refresh(full)
+    _refresh(full, scheduler, workers)
 
 
 @app.command()

@@ -1,5 +1,7 @@
 """Refresh the warehouse's stored tables from the files that changed since the last refresh, in a
-copy of the file that then replaces ``warehouse.duckdb`` atomically (readers see old or new)."""
+copy of the file that then replaces ``warehouse.duckdb`` atomically (readers see old or new).
+The changed devices' stored tables are also written as Parquet under ``marts/`` (``marts_export``)
+before the file is published; ``run(engine=...)`` recomputes elsewhere (``distributed``)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import polars as pl
 
-from . import marts, warehouse
+from . import marts, marts_export, warehouse
 from .collect.store import fsync_path
 from .config import NaviLinkConfig
 
@@ -128,6 +131,28 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> str:
 def _create_schema(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: warehouse.DataDir) -> None:
     """Settings, macros, raw sources, views and empty stored tables of a new file."""
     warehouse.write_settings(con, config)
+    create_models(con, data_dir)
+    con.execute("CREATE TABLE manifest (path VARCHAR, dataset VARCHAR, device VARCHAR, day DATE, "
+                "size BIGINT, mtime_ns BIGINT)")
+    con.execute("CREATE TABLE warehouse_meta (sql_fingerprint VARCHAR, settings_fingerprint "
+                "VARCHAR, refreshed_at TIMESTAMPTZ, models VARCHAR[])")
+
+
+def session(con: duckdb.DuckDBPyConnection, tmp: Path, memory_limit: str = MEMORY_LIMIT) -> None:
+    """The settings a build runs with (in this process or on a worker)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    con.execute("SET temp_directory = ?", [str(tmp)])
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    # An ASOF join whose left side looks small runs as a nested loop over every row of the
+    # right side (int_cycle_base: cycles x samples); the sort-merge join is 5-7x faster.
+    con.execute("SET asof_loop_join_threshold = 0")
+    with suppress(duckdb.Error):  # in Jupyter DuckDB refuses to touch its progress bar
+        con.execute("SET enable_progress_bar = false")  # progress: the callback's
+
+
+def create_models(con: duckdb.DuckDBPyConnection, data_dir: warehouse.DataDir) -> None:
+    """Macros, raw sources, views and empty stored tables (the settings tables exist already)."""
     for name, body in warehouse.MACROS.items():
         con.execute(f"CREATE OR REPLACE MACRO {name}{body}")
     # Models are bound against empty typed sources (binding over the real globs would read every
@@ -149,10 +174,6 @@ def _create_schema(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_
     for m in marts.MODELS:
         con.execute(f"DROP TABLE temp.main.{m.name}")
     warehouse.declare_sources(con, data_dir, temp=False)
-    con.execute("CREATE TABLE manifest (path VARCHAR, dataset VARCHAR, device VARCHAR, day DATE, "
-                "size BIGINT, mtime_ns BIGINT)")
-    con.execute("CREATE TABLE warehouse_meta (sql_fingerprint VARCHAR, settings_fingerprint "
-                "VARCHAR, refreshed_at TIMESTAMPTZ, models VARCHAR[])")
 
 
 def _local_midnight_utc(day: date, tz: str) -> datetime:
@@ -239,11 +260,11 @@ def _scopes(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, changed: pl.Dat
     return out
 
 
-def _batches(scopes: list[_Scope]) -> list[list[_Scope]]:
+def _batches(scopes: list[_Scope], limit: int = BATCH_BYTES) -> list[list[_Scope]]:
     batches: list[list[_Scope]] = []
     size = 0
     for s in scopes:
-        if not batches or size >= BATCH_BYTES:
+        if not batches or size >= limit:
             batches.append([])
             size = 0
         batches[-1].append(s)
@@ -327,10 +348,22 @@ def _refresh_devices(con: duckdb.DuckDBPyConnection, devices: list[str] | None) 
     return rows
 
 
-def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None = None
-        ) -> RefreshResult:
-    """Refresh ``<data_dir>/warehouse.duckdb``: see the module docstring and docs/warehouse.md."""
+class Engine(Protocol):
+    """Recomputes the changed device-days and devices into ``con`` (the file being built) and
+    writes their partitions under ``marts/``; returns (rows, devices, device-days)."""
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: warehouse.DataDir,
+                 files: pl.DataFrame, changed: pl.DataFrame | None,
+                 say: Progress) -> tuple[int, int, int]: ...
+
+
+def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None = None,
+        engine: Engine | None = None) -> RefreshResult:
+    """Refresh ``<data_dir>/warehouse.duckdb``: see the module docstring and docs/warehouse.md.
+    ``engine``: where the device-days are recomputed (default: here, ``_recompute``; see
+    ``navilink_etl.distributed`` for a Dask cluster)."""
     say = progress or (lambda _msg: None)
+    recompute = engine or _recompute
     t0 = time.perf_counter()
     data_dir = warehouse.data_dir_of(config)
     path = warehouse.warehouse_path_of(config)
@@ -363,16 +396,7 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
             shutil.copyfile(path, next_path)
         con = warehouse.open_file(next_path, data_dir, read_only=False)
         try:
-            tmp = home / "tmp"
-            tmp.mkdir(parents=True, exist_ok=True)
-            con.execute("SET temp_directory = ?", [str(tmp)])
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-            con.execute("SET preserve_insertion_order = false")
-            # An ASOF join whose left side looks small runs as a nested loop over every row of the
-            # right side (int_cycle_base: cycles x samples); the sort-merge join is 5-7x faster.
-            con.execute("SET asof_loop_join_threshold = 0")
-            with suppress(duckdb.Error):  # in Jupyter DuckDB refuses to touch its progress bar
-                con.execute("SET enable_progress_bar = false")  # progress: the callback's
+            session(con, home / "tmp")
             if result.full:
                 say("creating the warehouse's tables")
                 _create_schema(con, config, data_dir)
@@ -391,8 +415,9 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
                     changed = None
             result.files_changed = files.height if changed is None else changed.height
             if changed is None or changed.height:
-                result.rows, result.devices, result.device_days = _recompute(
+                result.rows, result.devices, result.device_days = recompute(
                     con, config, data_dir, files, changed, say)
+            _sync_partitions(con, data_dir, files, say)
             con.execute("DELETE FROM manifest")
             con.register("_files", files)
             con.execute("INSERT INTO manifest SELECT * FROM _files")
@@ -413,35 +438,70 @@ def run(config: NaviLinkConfig, *, full: bool = False, progress: Progress | None
     return result
 
 
+def changed_devices(files: pl.DataFrame, changed: pl.DataFrame | None) -> list[str] | None:
+    """The devices whose ``device`` models a refresh recomputes (None: every device)."""
+    if changed is None:
+        return None
+    return sorted({*changed["device"].drop_nulls().to_list()})
+
+
+def day_count(con: duckdb.DuckDBPyConnection, scopes: list[_Scope]) -> int:
+    """Device-days recomputed for ``scopes`` (after their ``days`` models ran in ``con``)."""
+    n = 0
+    for s in scopes:
+        q = ("SELECT count(*) FROM main.int_day_energy WHERE device = ?"
+             + ("" if s.replace_from is None else " AND local_day >= ?"))
+        params: list[object] = [s.device] + ([] if s.replace_from is None else [s.replace_from])
+        n += int(con.execute(q, params).fetchall()[0][0])
+    return n
+
+
 def _recompute(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: warehouse.DataDir,
                files: pl.DataFrame, changed: pl.DataFrame | None,
                say: Progress) -> tuple[int, int, int]:
-    """Recompute the changed device-days and devices in one transaction; (rows, devices,
-    device-days)."""
+    """Recompute the changed device-days and devices in one transaction, then write their
+    partitions under ``marts/``; (rows, devices, device-days)."""
     con.execute("BEGIN")
     try:
         scopes = _scopes(con, files, changed, config.timezone, data_dir)
         rows = 0
         batches = _batches(scopes)
-        day_counts = 0
         for i, batch in enumerate(batches, 1):
             say(f"samples: batch {i}/{len(batches)} ({len(batch)} devices)")
             rows += _refresh_days(con, data_dir, batch)
-        for s in scopes:
-            q = ("SELECT count(*) FROM main.int_day_energy WHERE device = ?"
-                 + ("" if s.replace_from is None else " AND local_day >= ?"))
-            params: list[object] = [s.device] + ([] if s.replace_from is None else [s.replace_from])
-            day_counts += int(con.execute(q, params).fetchall()[0][0])
-        if changed is None:
-            devices: list[str] | None = None
-            n_devices = len({*files["device"].drop_nulls().to_list()})
-        else:
-            devices = sorted({*changed["device"].drop_nulls().to_list()})
-            n_devices = len(devices)
+        day_counts = day_count(con, scopes)
+        devices = changed_devices(files, changed)
+        n_devices = (len({*files["device"].drop_nulls().to_list()}) if devices is None
+                     else len(devices))
         say(f"marts: {n_devices} devices")
         rows += _refresh_devices(con, devices)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    fs, root = marts_export.filesystem(data_dir)
+    exported = stored_devices(con, files) if devices is None else devices
+    say(f"marts/: writing the partitions of {len(exported)} devices")
+    marts_export.export(con, fs, root, exported)
     return rows, n_devices, day_counts
+
+
+def stored_devices(con: duckdb.DuckDBPyConnection, files: pl.DataFrame) -> list[str]:
+    """Every device with a file in the store or a row in a stored table."""
+    union = " UNION ".join(f"SELECT device FROM main.{t}" for t in marts.TABLES)
+    found = {r[0] for r in con.execute(union).fetchall() if r[0] is not None}
+    return sorted(found | {*files["device"].drop_nulls().to_list()})
+
+
+def _sync_partitions(con: duckdb.DuckDBPyConnection, data_dir: warehouse.DataDir, files: pl.DataFrame,
+                     say: Progress) -> None:
+    """Make ``marts/`` hold exactly the built file's devices: write the partitions of any device
+    lacking one (e.g. a warehouse built before ``marts/`` existed) and remove those of devices
+    that are gone. Runs before the file is published, so ``marts/`` is never older than it."""
+    fs, root = marts_export.filesystem(data_dir)
+    present = stored_devices(con, files)
+    gaps = marts_export.missing(fs, root, present)
+    if gaps:
+        say(f"marts/: writing the partitions of {len(gaps)} devices")
+        marts_export.export(con, fs, root, gaps)
+    marts_export.prune(fs, root, set(present))

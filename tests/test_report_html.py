@@ -51,21 +51,21 @@ def test_render_report_writes_html_pdf_and_pngs(tmp_path: Path) -> None:
     html = [p for p in paths if p.suffix == ".html"]
     pdf = [p for p in paths if p.suffix == ".pdf"]
     pngs = sorted(p for p in paths if p.suffix == ".png")
-    assert len(html) == 1 and len(pdf) == 1 and len(pngs) == 9
+    assert len(html) == 1 and len(pdf) == 1 and len(pngs) == 10
     assert html[0].name == "navilink_aabbccddeeff_2026-03-01_2026-03-04.html"
     assert [p.name for p in pngs][:2] == ["01_headline.png", "02_timeline.png"]
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
     page = html[0].read_text(encoding="utf-8")
     # every chart except the headline tiles (shown as HTML cards) is embedded, and the cards are there
-    assert page.count("data:image/png;base64,") == 8
+    assert page.count("data:image/png;base64,") == 9
     for label in ("Electricity per day", "Period COP (SPF)", "Data coverage", "Saved vs resistance"):
         assert label in page
     assert "3.00" in page  # SPF = 4 x 4500 / (4 x 1500)
     assert 'class="flag"' in page  # the 90 % coverage day is flagged in the table
     head = pdf[0].read_bytes()
     assert head.startswith(b"%PDF")
-    assert len(re.findall(rb"/Type\s*/Page\b", head)) == 10  # cover + 9 charts
-    assert any("rendering chart 9/9" in m for m in seen) and any("PDF" in m for m in seen)
+    assert len(re.findall(rb"/Type\s*/Page\b", head)) == 11  # cover + 10 charts
+    assert any("rendering chart 10/10" in m for m in seen) and any("PDF" in m for m in seen)
     assert not list(tmp_path.glob(".*.tmp"))
 
 
