@@ -276,6 +276,13 @@ def test_warehouse_from_s3_equals_the_same_data_on_local_disk(
     for name in a:
         assert_frame_equal(a[name], b[name], check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
     assert not (tmp_path / "s3:").exists() and not any(k.endswith(".duckdb") for k in s3_env.keys(bucket))
+    # the marts went to the store as Parquet partitions too, the same files as on local disk
+    on_s3 = sorted(k.split("fleet/", 1)[1] for k in s3_env.keys(bucket) if "/marts/" in k)
+    on_disk = sorted(p.relative_to(simulated).as_posix() for p in (simulated / "marts").rglob("*.parquet"))
+    assert len(on_disk) >= 10 and on_s3 == on_disk
+    with warehouse.connect(remote) as con:
+        assert con.sql(f"select count(*) from read_parquet('s3://{bucket}/fleet/marts/energy_daily/**/*.parquet', "
+                       "hive_partitioning = true)").fetchall()[0][0] == b["energy_daily"].height
     # incremental: a new file on S3 is picked up through the listing, nothing else recomputed
     again = warehouse.refresh(remote)
     assert not again.full and again.files_changed == 0
