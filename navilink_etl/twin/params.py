@@ -109,6 +109,9 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None,
                     if inlet_c is not None and float(c) < inlet_c:
                         notes.append(f"configured inlet {inlet_c:.1f} degC is above the upper bound "
                                      f"fitted for month {m}: {float(c):.1f} degC used")
+            if inlet_c is None and (monthly or _ok(r.get("inlet_c"))):
+                notes.append("inlet fitted from the draws (an upper bound, 2-5 K high on the simulator): "
+                             "set NAVILINK_INLET_TEMPERATURE_F to a measured value for a closer twin")
             el: float = float(r["element_w"]) if _ok(r.get("element_w")) else (
                 measured_element_w(con, device, start, end) or DEFAULT_ELEMENT_W)
             inlet: Any = r.get("inlet_c")
@@ -127,8 +130,8 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None,
                                  "warehouse (run `navilink-etl refresh`, or check --device)", device=device)
     ua, cap, cop = model
     measured = measured_element_w(con, device, start, end)
-    notes = () if measured is not None else (f"element power not measured: the {DEFAULT_ELEMENT_W:.0f} W rating",)
+    el_notes = () if measured is not None else (f"element power not measured: the {DEFAULT_ELEMENT_W:.0f} W rating",)
     return TwinParams(device=device, capacity_wh_per_k=float(cap), ua_w_per_k=float(ua),
                       cop_factor=float(cop) if _ok(cop) else 1.0,
                       element_w=measured if measured is not None else DEFAULT_ELEMENT_W,
-                      inlet_c=inlet_default, source="int_device_models", notes=notes)
+                      inlet_c=inlet_default, source="int_device_models", notes=el_notes)
