@@ -86,9 +86,10 @@ def test_backcast_matches_the_measured_and_the_truth(world: dict[str, Any]) -> N
         assert _close(predicted["element_kwh"], ref["element_kwh"], 0.10, 0.3 * WEEKS), (predicted, ref)
     assert measured["element_kwh"] > 0.5  # the household needs the element now and then: a real test
     assert abs(predicted["cycles"] - measured["cycles"]) <= max(2, 0.2 * measured["cycles"])
-    # the calibration moved the COP scale toward the truth (1.0) from the warehouse's first guess
-    assert r.fitted_params is not None
-    assert abs(r.params.cop_factor - 1.0) <= abs(r.fitted_params.cop_factor - 1.0) + 0.01
+    # the calibration folds the draw energy the draws mart cannot see (2-3 %) into the COP scale:
+    # it may move a well-fitted COP scale (device_model) that far from the truth (1.0), no further
+    assert r.fitted_params is not None and r.fitted_params.source == "device_model"
+    assert abs(r.params.cop_factor - 1.0) <= abs(r.fitted_params.cop_factor - 1.0) + 0.03
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -15,7 +15,7 @@ from navilink_etl.config import NaviLinkConfig
 from navilink_etl.errors import ConfigurationError
 from navilink_etl.tariff import tou_price, tou_rows
 from navilink_etl.twin.metrics import Window
-from navilink_etl.twin.params import load_params
+from navilink_etl.twin.params import configured_inlet_c, load_params
 from navilink_etl.twin.tariff import price_function
 
 CAPTURE = Path(__file__).parent / "fixtures" / "navilink-capture" / "rest_device_tou_response.json"
@@ -61,6 +61,23 @@ def test_device_model_wins_with_its_latest_fit_and_monthly_inlet() -> None:
         ("device_model", 285.0, 2.2, 1.02, 4950.0, 10.0)
     assert p.inlet_at_month(1) == 9.0 and p.inlet_at_month(7) == 10.0
     assert p.se["ua_w_per_k"] == 0.1 and p.se["element_w"] == 20.0
+
+
+def test_a_configured_inlet_wins_below_the_fitted_upper_bound(tmp_path: Path) -> None:
+    """The fitted monthly inlet is an upper bound: a configured inlet is used, capped by it."""
+    con = _con()
+    con.execute("""create table device_model as select 'aabbccddeeff' as device, date '2026-02-01' as as_of,
+        285.0 as capacity_wh_per_k, 2.2 as ua_w_per_k, 1.02 as cop_factor, 4950.0 as element_w,
+        12.0 as inlet_c, 0.5 as inlet_c_se""")
+    con.execute("create table device_inlet_monthly as select * from (values "
+                "('aabbccddeeff', date '2026-01-01', 9.0), ('aabbccddeeff', date '2026-02-01', 12.0)) "
+                "t(device, month, inlet_c)")
+    p = load_params(con, MAC, inlet_c=10.0)
+    assert (p.inlet_c, p.inlet_at_month(1), p.inlet_at_month(2), p.inlet_at_month(7)) == (10.0, 9.0, 10.0, 10.0)
+    assert "above the upper bound fitted for month 1: 9.0 degC used" in p.notes[0]
+    assert load_params(con, MAC).inlet_at_month(2) == 12.0  # none configured: the fit
+    assert configured_inlet_c(NaviLinkConfig(data_dir=tmp_path)) is None  # the default is no measurement
+    assert configured_inlet_c(NaviLinkConfig(data_dir=tmp_path, inlet_temperature_f=50.0)) == 10.0
 
 
 def test_tou_prices_match_the_reference_lookup(tmp_path: Path) -> None:

@@ -1,6 +1,11 @@
 """The twin's parameters for one device: the ``device_model`` fit when the warehouse has it (the
 latest ``as_of``), else ``int_device_models`` (UA, capacity, COP factor) with the element power
-measured from the samples and the inlet from the settings."""
+measured from the samples and the inlet from the settings.
+
+The inlet: a configured one (``NAVILINK_INLET_TEMPERATURE_F`` set by the user) wins, capped month
+by month by the fitted ``device_inlet_monthly`` value, which is an upper bound (the lower
+thermistor never reads below the inlet, but mixing and the heat pump warm it: 2-5 K high on the
+simulator); without one, the fitted monthly inlet."""
 
 from __future__ import annotations
 
@@ -65,10 +70,28 @@ def measured_element_w(con: Any, device: str, start: Any = None, end: Any = None
     return float(row[0]) if row and row[1] and row[1] >= 3 else None
 
 
-def load_params(con: Any, device: str, start: Any = None, end: Any = None) -> TwinParams:
+def configured_inlet_c(config: Any) -> float | None:
+    """The inlet the user configured (degC), None when ``inlet_temperature_f`` is the default."""
+    if "inlet_temperature_f" not in getattr(config, "model_fields_set", ()):
+        return None
+    return (float(config.inlet_temperature_f) - 32.0) / 1.8
+
+
+def _inlet(configured: float | None, fitted: float | None, default: float) -> float:
+    """A configured inlet capped by the fitted upper bound; else the fitted; else the default."""
+    if configured is not None:
+        return min(configured, fitted) if fitted is not None else configured
+    return fitted if fitted is not None else default
+
+
+def load_params(con: Any, device: str, start: Any = None, end: Any = None,
+                inlet_c: float | None = None) -> TwinParams:
     """Parameters of ``device`` from the open warehouse ``con`` (``start``/``end``: the period the
-    element power is measured over when the fit does not give it)."""
+    element power is measured over when the fit does not give it). ``inlet_c``: the inlet the
+    user configured (``configured_inlet_c``), preferred to the fitted upper bound below it."""
     inlet_default = float((one(con, "select inlet_c from settings") or (14.0,))[0])
+    if inlet_c is not None:
+        inlet_default = inlet_c
     if _has(con, "device_model"):
         cols = {r[0] for r in rows(con, "select column_name from duckdb_columns() "
                                    "where table_name = 'device_model'")}
@@ -77,10 +100,18 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None) -> Tw
         if found:
             r = found[0]
             monthly: dict[int, float] = {}
+            notes: list[str] = []
             if _has(con, "device_inlet_monthly"):
                 for month, c in rows(con, "select month, inlet_c from device_inlet_monthly "
                                      "where device = ? and inlet_c is not null", [device]):
-                    monthly[int(month if isinstance(month, int) else month.month)] = float(c)
+                    m = int(month if isinstance(month, int) else month.month)
+                    monthly[m] = _inlet(inlet_c, float(c), inlet_default)
+                    if inlet_c is not None and float(c) < inlet_c:
+                        notes.append(f"configured inlet {inlet_c:.1f} degC is above the upper bound "
+                                     f"fitted for month {m}: {float(c):.1f} degC used")
+            if inlet_c is None and (monthly or _ok(r.get("inlet_c"))):
+                notes.append("inlet fitted from the draws (an upper bound, 2-5 K high on the simulator): "
+                             "set NAVILINK_INLET_TEMPERATURE_F to a measured value for a closer twin")
             el: float = float(r["element_w"]) if _ok(r.get("element_w")) else (
                 measured_element_w(con, device, start, end) or DEFAULT_ELEMENT_W)
             inlet: Any = r.get("inlet_c")
@@ -88,9 +119,10 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None) -> Tw
                 device=device, capacity_wh_per_k=float(r["capacity_wh_per_k"]),
                 ua_w_per_k=float(r["ua_w_per_k"]),
                 cop_factor=float(r["cop_factor"]) if _ok(r.get("cop_factor")) else 1.0,
-                element_w=el, inlet_c=float(inlet) if _ok(inlet) else inlet_default,
+                element_w=el, inlet_c=_inlet(inlet_c, float(inlet) if _ok(inlet) else None, inlet_default),
                 source="device_model",
-                se={k[:-3]: float(r[k]) if r[k] is not None else None for k in r if k.endswith("_se")}, inlet_monthly=monthly)
+                se={k[:-3]: float(r[k]) if r[k] is not None else None for k in r if k.endswith("_se")},
+                inlet_monthly=monthly, notes=tuple(notes))
     model = one(con, "select ua_w_per_k, capacity_wh_per_k, cop_factor from int_device_models "
                 "where device = ?", [device])
     if model is None:
@@ -98,8 +130,8 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None) -> Tw
                                  "warehouse (run `navilink-etl refresh`, or check --device)", device=device)
     ua, cap, cop = model
     measured = measured_element_w(con, device, start, end)
-    notes = () if measured is not None else (f"element power not measured: the {DEFAULT_ELEMENT_W:.0f} W rating",)
+    el_notes = () if measured is not None else (f"element power not measured: the {DEFAULT_ELEMENT_W:.0f} W rating",)
     return TwinParams(device=device, capacity_wh_per_k=float(cap), ua_w_per_k=float(ua),
                       cop_factor=float(cop) if _ok(cop) else 1.0,
                       element_w=measured if measured is not None else DEFAULT_ELEMENT_W,
-                      inlet_c=inlet_default, source="int_device_models", notes=notes)
+                      inlet_c=inlet_default, source="int_device_models", notes=el_notes)

@@ -27,7 +27,7 @@ from .metrics import (
     run_metrics,
     slot_metrics,
 )
-from .params import TwinParams, load_params
+from .params import TwinParams, configured_inlet_c, load_params
 from .replay import Run, Settings, replay
 from .tariff import is_tou, price_function
 
@@ -189,7 +189,7 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
         if shift is not None:
             LoadShift.parse(shift, tz)
         price, tariff_label = price_function(config, mac, tariff)
-        params = load_params(con, mac)
+        params = load_params(con, mac, inlet_c=configured_inlet_c(config))
         delivery_c = f_to_c(delivery_f)
         say(f"reading {mac} {start}..{end}")
         inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval))
