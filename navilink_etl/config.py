@@ -55,6 +55,10 @@ _FIXES: dict[str, str] = {
                            "leading/trailing /)",
     "rest_base_url": f"use https://, e.g. the default {DEFAULT_REST_BASE_URL} (plain http:// only for "
                      "127.0.0.1, ::1 or localhost), or unset it",
+    "shard": "use K/N with 1 <= K <= N, e.g. NAVILINK_SHARD=1/4 (or collect --shard 1/4); unset for one "
+             "collector for all devices",
+    "accounts_file": "point it at a readable TOML or JSON file listing accounts (see .env.template), or "
+                     "unset it",
     "refresh_minutes": "use real minutes between warehouse refreshes while collecting, "
                        "e.g. NAVILINK_REFRESH_MINUTES=15, or 0 to turn them off",
 }
@@ -219,6 +223,9 @@ class NaviLinkConfig(BaseSettings):
     client_id: str | None = None
     request_timeout: float = Field(default=10.0, gt=0)
     refresh_minutes: float = Field(default=15.0, ge=0)  # warehouse refresh while collecting; 0 = off
+    # fleets: this collector's shard ("K/N") and a file of several accounts (collect.accounts)
+    shard: str | None = None
+    accounts_file: Path | None = None
     # analytics
     tariff: Literal["flat", "tou", "csv"] = "flat"
     price_per_kwh: float = Field(default=0.17, ge=0)
@@ -255,6 +262,29 @@ class NaviLinkConfig(BaseSettings):
     @field_validator("ca_file")
     @classmethod
     def _ca(cls, v: Path | None) -> Path | None:
+        try:
+            ok = v is None or v.is_file()
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"no such file: {str(v)!r:.80}")
+        return v
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        from .collect.shard import Shard
+
+        if v is None or not v.strip():
+            return None
+        try:
+            return str(Shard.parse(v, setting="NAVILINK_SHARD"))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc).split("; fix:")[0].removeprefix("NAVILINK_SHARD: ")) from None
+
+    @field_validator("accounts_file")
+    @classmethod
+    def _accounts_file(cls, v: Path | None) -> Path | None:
         try:
             ok = v is None or v.is_file()
         except (OSError, ValueError):
@@ -306,7 +336,7 @@ class NaviLinkConfig(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         """No credentials: run against the embedded simulator and offline fake cloud."""
-        return not self.email
+        return not self.email and self.accounts_file is None
 
     @property
     def password_value(self) -> str | None:

@@ -21,6 +21,13 @@ by a crash is redone on restart with the same file names, so it overwrites rathe
 Rows are identified by (device, received_at, content_hash) for status, (device, day) for energy
 (latest ``fetched_at`` wins), a content hash for events and quarantine.
 
+Several writers, one store (collector shards, on one machine or many): ``Store(data_dir,
+writer="s2of4")`` keeps its spool and lock in ``spool/<writer>/`` instead of ``spool/``, puts the
+writer in its file names (``part-<writer>-<spool id>-<seq>``, compactions ``part-c<time>-<writer>-...``)
+and compacts and cleans up only its own files, so writers never share a lock or a file name and
+never merge or delete each other's files (``collect.fleet`` sees to it that one message is stored by
+one writer only, also while a device moves between shards).
+
 Nothing spooled can block the store: every value is range-checked before it enters the spool
 (``limits``), a row that fails goes to quarantine with the field, the value and the reason, and a
 spooled batch whose write still fails the same way twice has those rows moved to quarantine. Every
@@ -37,6 +44,7 @@ import hashlib
 import logging
 import numbers
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -78,6 +86,7 @@ SEEN_RETENTION = timedelta(hours=26)  # live keys remembered in the spool; older
 _FLUSH_BATCH_ROWS = 200_000
 _MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
+_WRITER = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
 def status_file_schema() -> dict[str, Any]:
@@ -248,14 +257,18 @@ class Store:
     what cannot be written yet stays in the spool (logged).
     """
 
-    def __init__(self, data_dir: Path, *, replay: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, replay: bool = True, writer: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self._root = os.path.normpath(os.path.abspath(self.data_dir))
+        if writer is not None and not _WRITER.fullmatch(writer):
+            raise StoreError(f"writer name {writer[:40]!r} must be 1-32 of a-z, 0-9 and '-'")
+        self.writer = writer
+        self.spool_dir = self.data_dir / "spool" if writer is None else self.data_dir / "spool" / writer
         self.stats = StoreStats()
         self._flush_lock = threading.RLock()
         try:
-            (self.data_dir / "spool").mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.data_dir / "spool" / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.spool_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {self.data_dir}: {exc.strerror}; "
                              "check the path and its permissions (NAVILINK_DATA_DIR)") from None
@@ -263,13 +276,15 @@ class Store:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self._lock_fd)
-            raise StoreError(f"the data directory {self.data_dir} is in use by another collector, "
-                             "simulate or import; stop it or use another NAVILINK_DATA_DIR") from None
+            who = "" if writer is None else f" as writer {writer}"
+            raise StoreError(f"the data directory {self.data_dir} is in use{who} by another collector, "
+                             "simulate or import; stop it or use another NAVILINK_DATA_DIR"
+                             + ("" if writer is None else " or another --shard") ) from None
         with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk must not stop us
             os.ftruncate(self._lock_fd, 0)
             os.write(self._lock_fd, f"{os.getpid()}\n".encode())
         try:
-            self.spool = Spool(self.data_dir / "spool" / "spool.sqlite")
+            self.spool = Spool(self.spool_dir / "spool.sqlite")
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -320,6 +335,8 @@ class Store:
             root = self.data_dir / ds
             if root.exists():
                 for tmp in root.rglob(".*.tmp"):
+                    if not self._mine(tmp.name):
+                        continue  # another writer's file, perhaps being written right now
                     with contextlib.suppress(OSError):
                         tmp.unlink()
 
@@ -563,7 +580,13 @@ class Store:
             self.stats.rows_written[k] = self.stats.rows_written.get(k, 0) + v
 
     def _part_name(self, batch: FlushBatch) -> str:
+        if self.writer is not None:
+            return f"part-{self.writer}-{self.spool.spool_id}-{batch.seq:010d}.parquet"
         return f"part-{self.spool.spool_id}-{batch.seq:010d}.parquet"
+
+    def _mine(self, name: str) -> bool:
+        """A file this writer made (every file, for the one-writer store)."""
+        return self.writer is None or f"-{self.writer}-" in name
 
     def _write_batch(self, batch: FlushBatch) -> FlushResult:
         res = FlushResult()
@@ -766,13 +789,14 @@ class Store:
             self.flush()
             try:
                 for pdir, ds in self._partitions(device, day):
-                    files = self._files(pdir)
+                    files = [f for f in self._files(pdir) if self._mine(f.name)]
                     if len(files) < min_files:
                         continue
                     df = pl.read_parquet(files)
                     key = ["received_at", "content_hash"] if ds == STATUS else None
                     df = df.unique(subset=key, keep="first", maintain_order=True).sort(_TIME_COL[ds])
-                    target = pdir / f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+                    who = "" if self.writer is None else f"{self.writer}-"
+                    target = pdir / f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{who}{uuid.uuid4().hex[:8]}.parquet"
                     rel = [str(f.relative_to(self.data_dir)) for f in files]
                     cid = self.spool.journal_compaction(str(target.relative_to(self.data_dir)), rel)
                     self.stats.bytes_written += atomic_write_parquet(df, target)

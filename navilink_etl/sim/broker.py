@@ -2,7 +2,9 @@
 
 The websocket upgrade (``GET /mqtt?X-Amz-...``) must carry an access key id the fake issued and
 that has not expired; the signature itself is verified too (switchable). One live connection per
-client id (a second CONNECT takes over). TLS uses a throwaway trustme CA made at start.
+client id (a second CONNECT takes over). At most ``MAX_SUBSCRIPTIONS_PER_CONNECTION`` (50, AWS IoT's
+quota) topic filters per client: a SUBSCRIBE beyond it gets the SUBACK failure code 0x80, as AWS
+IoT answers. TLS uses a throwaway trustme CA made at start.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 MQTT_PATH = "/mqtt"
 LISTENER = "wss"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 50  # AWS IoT Core: subscriptions per connection (not adjustable)
+SUBACK_FAILURE = 0x80
 
 # Given an access key id: its secret if the fake issued it and it is still valid, else None.
 CredentialLookup = Callable[[str], str | None]
@@ -208,6 +212,20 @@ class _NaviBroker(Broker):
             except Exception:
                 log.exception("publish hook failed for %s", topic)
 
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """AWS IoT's per-connection quota: a new filter beyond the limit is refused with 0x80."""
+        topic_filter = subscription[0]
+        cid = session.client_id
+        limit = self._owner.max_subscriptions
+        if limit is not None and not any(s.client_id == cid for s, _ in self._subscriptions.get(topic_filter, ())):
+            held = sum(1 for subs in self._subscriptions.values() if any(s.client_id == cid for s, _ in subs))
+            if held >= limit:
+                self._owner.refused_subscriptions += 1
+                log.info("subscription %d refused for a client already holding %d (AWS IoT limit)",
+                         held + 1, limit)
+                return SUBACK_FAILURE
+        return await super().add_subscription(subscription, session)
+
     def live_connections(self) -> list[_Conn]:
         return list(self._conns.values())
 
@@ -265,6 +283,9 @@ class FakeBroker:
         self._restart_task: asyncio.Task[None] | None = None
         self.refused_upgrades = 0
         self.accepted_upgrades = 0
+        # AWS IoT's quota of topic filters per connection; None lifts it
+        self.max_subscriptions: int | None = MAX_SUBSCRIPTIONS_PER_CONNECTION
+        self.refused_subscriptions = 0
 
     # -- lifecycle
 
@@ -329,6 +350,15 @@ class FakeBroker:
 
     def connected_client_ids(self) -> list[str]:
         return [] if self._broker is None else sorted(self._broker.by_client)
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Topic filters held per client id (every session the broker knows, connected or not)."""
+        out: dict[str, int] = {}
+        if self._broker is not None:
+            for subs in self._broker._subscriptions.values():
+                for s, _ in subs:
+                    out[s.client_id] = out.get(s.client_id, 0) + 1
+        return out
 
     # -- faults
 
