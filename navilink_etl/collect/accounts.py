@@ -72,7 +72,8 @@ def read_accounts_file(path: Path) -> list[Account]:
     except (OSError, UnicodeDecodeError) as exc:
         raise _bad(path, f"cannot be read ({type(exc).__name__})") from None
     data: Any
-    if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+    if path.suffix.lower() == ".json" or (path.suffix.lower() != ".toml" and text.lstrip()[:1] in ("[", "{")
+                                          and not text.lstrip().startswith("[[")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:  # the message gives the position, never the content
