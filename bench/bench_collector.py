@@ -185,8 +185,10 @@ async def collect(env: dict[str, str], devices: int, interval: float, minutes: f
     if warm:
         n = sum(stats.polls_scheduled.values()) - warm["scheduled"]
         steady = {"steady_polls_scheduled": n,
-                  "steady_on_time_share": round((stats.polls_on_time - warm["on_time"]) / n, 5) if n else None,
-                  "steady_answered_share": round((sum(stats.polls_ok.values()) - warm["ok"]) / n, 5) if n else None,
+                  # a poll is counted scheduled when it starts and on time when answered: at most 1
+                  "steady_on_time_share": min(1.0, round((stats.polls_on_time - warm["on_time"]) / n, 5)) if n else None,
+                  "steady_answered_share": min(1.0, round((sum(stats.polls_ok.values()) - warm["ok"]) / n, 5))
+                  if n else None,
                   "steady_cpu_share_of_one_core": round((_own_cpu_s() - warm["cpu"])
                                                         / max(time.monotonic() - warm["t"], 1e-9), 3)}
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -339,7 +341,7 @@ def main() -> None:
         return
     if len(sys.argv) > 1 and sys.argv[1] == "fleet":
         fp = argparse.ArgumentParser(description="ramp + two shards; writes bench/results/collector.json")
-        fp.add_argument("--ramp", default="500,1000,2000")
+        fp.add_argument("--ramp", default="500,1000,1500,2000,2500,3000")
         fp.add_argument("--interval", type=float, default=30.0)
         fp.add_argument("--minutes", type=float, default=2.0)
         fp.add_argument("--shard-devices", type=int, default=None)

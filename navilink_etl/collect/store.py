@@ -83,7 +83,7 @@ STATUS, ENERGY, EVENTS, QUARANTINE = "status", "energy", "events", "quarantine"
 DATASETS = (STATUS, ENERGY, EVENTS, QUARANTINE)
 TOU_DIR = "tou"  # saved TOU plans: tou/<mac>.json (read by tariff.py)
 SEEN_RETENTION = timedelta(hours=26)  # live keys remembered in the spool; older rows are checked on disk
-_FLUSH_BATCH_ROWS = 200_000
+_FLUSH_BATCH_ROWS = 25_000  # rows per flush batch: bounds the memory of a backlog (a backfill of 1,000 heaters is 365k rows)
 _MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
 _WRITER = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
