@@ -139,3 +139,20 @@ async def test_one_collector_serves_several_accounts_and_logs_no_secret(
     text = caplog.text + (tmp_path / "data" / "logs" / "collector.log").read_text() + stats.summary()
     for secret in [*pw.values(), *issued]:
         assert secret not in text
+
+
+async def test_a_rejected_account_is_named_without_its_password(tmp_path: Path) -> None:
+    pw = {"alpha@fleet.test": "Alpha-Secret-9137", "bravo@fleet.test": "Bravo-Secret-5521"}
+    async with FakeCloud(_devices(2), accounts=pw, speed=600.0) as fc:
+        wrong = "Wrong-Secret-0000"
+        accounts = _write(tmp_path / "accounts.json", json.dumps(
+            [{"email": "alpha@fleet.test", "password": pw["alpha@fleet.test"]},
+             {"email": "bravo@fleet.test", "password": wrong}]))
+        over = fc.client_overrides()
+        over.pop("email"), over.pop("password")
+        cfg = NaviLinkConfig(data_dir=tmp_path / "data", timezone="UTC", refresh_minutes=0,
+                             accounts_file=accounts, **over)
+        stats = await run_collection(cfg, interval=300, duration_min=0.05, clock=fc.clock,
+                                     mode="embedded", status_line=False)
+    assert stats.fatal is not None and "bravo@fleet.test" in stats.fatal
+    assert "NAVILINK_ACCOUNTS_FILE" in stats.fatal and wrong not in stats.fatal

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,45 @@ async def test_shards_split_devices_and_a_reshard_loses_and_doubles_nothing(tmp_
     # handovers were recorded as such
     ev = scan_dataset(data, "events").filter(pl.col("kind") == "device_removed").collect()
     assert ev.height >= len(moved) and ev["detail"].str.contains("handed over").all()
+
+
+def test_collect_command_refuses_a_bad_shard() -> None:
+    from typer.testing import CliRunner
+
+    from navilink_etl.cli import app
+
+    res = CliRunner().invoke(app, ["collect", "--shard", "3/2"])
+    assert res.exit_code == 2
+    assert "NAVILINK_SHARD" in res.output and "K/N" in res.output and "3/2" in res.output
+
+
+def test_writers_share_a_store_without_sharing_locks_names_or_compactions(tmp_path: Path) -> None:
+    from navilink_etl.collect.run import drain_idle_spools
+    from navilink_etl.collect.store import Store
+    from navilink_etl.errors import StoreError
+
+    from .test_store import rows_for
+
+    data = tmp_path / "data"
+    a, b = Store(data, writer="s1of2"), Store(data, writer="s2of2")  # both open at once
+    with pytest.raises(StoreError, match=r"in use as writer s1of2.*--shard"):
+        Store(data, writer="s1of2")
+    for i in range(3):  # three flushes each, into the same day partitions of one device
+        a.append_status(rows_for("04786332aaaa", 5, start=datetime(2026, 3, 1, 1, i, tzinfo=UTC)))
+        a.flush()
+        b.append_status(rows_for("04786332aaaa", 5, start=datetime(2026, 3, 1, 2, i, tzinfo=UTC)))
+        b.flush()
+    pdir = next((data / "status").glob("device=*/date=*"))
+    names = sorted(p.name for p in pdir.glob("*.parquet"))
+    assert len(names) == 6 and all("-s1of2-" in n or "-s2of2-" in n for n in names)
+    assert a.compact(min_files=2) == 1  # merges its own three files only
+    after = sorted(p.name for p in pdir.glob("*.parquet"))
+    assert sum("-s2of2-" in n for n in after) == 3 and sum("-s1of2-" in n for n in after) == 1
+    b.append_status(rows_for("04786332aaaa", 2, start=datetime(2026, 3, 1, 3, 0, tzinfo=UTC)))
+    b.close(flush=False)  # as after a crash: two rows left in its spool
+    a.close()
+    with Store(data) as one:  # the one-writer store leaves the shards' files alone
+        assert one.compact(min_files=2) == 0
+    assert drain_idle_spools(data, mine=None) == 1  # the idle spool of s2of2 is written out
+    total = scan_dataset(data, "status").collect()
+    assert total.height == 3 * 5 * 2 + 2 and total.unique(["received_at", "content_hash"]).height == total.height

@@ -42,6 +42,7 @@ import orjson
 
 from ..cloud.client import NaviLinkClient
 from ..config import NaviLinkConfig
+from ..errors import InvalidCredentialsError
 from ..identity import is_mac
 from ..protocol import mac_from_topic
 from .accounts import Account
@@ -153,8 +154,16 @@ class FleetClient:
 
     # --- what the collector calls -----------------------------------------------------------
     async def authenticate(self) -> None:
+        """Sign every account in; a rejected password names the account (with several)."""
         for c in self.clients:
-            await c.authenticate()
+            try:
+                await c.authenticate()
+            except InvalidCredentialsError as exc:
+                if len(self.clients) == 1:
+                    raise
+                raise InvalidCredentialsError(
+                    f"account {c.user_id}: {exc.message}; fix its password in NAVILINK_ACCOUNTS_FILE",
+                    **exc.context) from None
 
     async def get_devices(self) -> list[Any]:
         """This shard's devices on every account (first account first)."""

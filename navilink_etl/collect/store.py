@@ -87,6 +87,7 @@ _FLUSH_BATCH_ROWS = 25_000  # rows per flush batch: bounds the memory of a backl
 _MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
 _WRITER = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_NAMED_WRITER = re.compile(r"^\.?part-(?:c\d{8}T\d{6}-)?s\d+of\d+-")  # a shard's file (or its temporary)
 
 
 def status_file_schema() -> dict[str, Any]:
@@ -279,7 +280,7 @@ class Store:
             who = "" if writer is None else f" as writer {writer}"
             raise StoreError(f"the data directory {self.data_dir} is in use{who} by another collector, "
                              "simulate or import; stop it or use another NAVILINK_DATA_DIR"
-                             + ("" if writer is None else " or another --shard") ) from None
+                             + ("" if writer is None else " or another --shard")) from None
         with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk must not stop us
             os.ftruncate(self._lock_fd, 0)
             os.write(self._lock_fd, f"{os.getpid()}\n".encode())
@@ -585,8 +586,10 @@ class Store:
         return f"part-{self.spool.spool_id}-{batch.seq:010d}.parquet"
 
     def _mine(self, name: str) -> bool:
-        """A file this writer made (every file, for the one-writer store)."""
-        return self.writer is None or f"-{self.writer}-" in name
+        """A file this writer made (for the one-writer store: every file but named writers')."""
+        if self.writer is None:
+            return _NAMED_WRITER.search(name) is None
+        return f"-{self.writer}-" in name
 
     def _write_batch(self, batch: FlushBatch) -> FlushResult:
         res = FlushResult()
