@@ -246,9 +246,11 @@ def _cpu_s(pid: int) -> float:
 
 
 def worker(argv: list[str]) -> None:
-    """``worker ENV_JSON DEVICES INTERVAL MINUTES DATA SHARD``: one collector process, prints JSON."""
-    env, devices, interval, minutes, data, shard = argv
-    out = asyncio.run(collect(json.loads(env), int(devices), float(interval), float(minutes), Path(data),
+    """``worker DEVICES INTERVAL MINUTES DATA SHARD`` (the fake cloud's settings in the environment
+    variable BENCH_CLOUD_ENV, not on the command line): one collector process, prints JSON."""
+    devices, interval, minutes, data, shard = argv
+    env = json.loads(os.environ.pop("BENCH_CLOUD_ENV"))
+    out = asyncio.run(collect(env, int(devices), float(interval), float(minutes), Path(data),
                               None if shard == "1/1" else shard))
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -256,8 +258,9 @@ def worker(argv: list[str]) -> None:
 def run_workers(env: dict[str, str], devices: int, interval: float, minutes: float, data: Path,
                 shards: list[str]) -> list[dict[str, Any]]:
     """Collector processes side by side (one per shard) into one store; their JSON results."""
-    procs = [subprocess.Popen([sys.executable, __file__, "worker", json.dumps(env), str(devices), str(interval),
-                               str(minutes), str(data), sh], stdout=subprocess.PIPE, cwd=ROOT)
+    procs = [subprocess.Popen([sys.executable, __file__, "worker", str(devices), str(interval),
+                               str(minutes), str(data), sh], stdout=subprocess.PIPE, cwd=ROOT,
+                              env=os.environ | {"BENCH_CLOUD_ENV": json.dumps(env)})
              for sh in shards]
     results = []
     for p in procs:
@@ -341,7 +344,7 @@ def main() -> None:
         return
     if len(sys.argv) > 1 and sys.argv[1] == "fleet":
         fp = argparse.ArgumentParser(description="ramp + two shards; writes bench/results/collector.json")
-        fp.add_argument("--ramp", default="500,1000,1500,2000,2500,3000")
+        fp.add_argument("--ramp", default="1000,1500,2000,2500,3000")
         fp.add_argument("--interval", type=float, default=30.0)
         fp.add_argument("--minutes", type=float, default=2.0)
         fp.add_argument("--shard-devices", type=int, default=None)
