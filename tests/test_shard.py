@@ -179,7 +179,8 @@ async def test_shards_split_devices_and_a_reshard_loses_and_doubles_nothing(tmp_
     assert names and all(any(f"-{w}-" in n for w in spools) for n in names)
     # the old owners stopped polling the moved devices at their next device-list refresh
     last_old = max(t for t, m, cid in rec.requests if m in moved and ("-s1of2-" in cid or "-s2of2-" in cid))
-    assert last_old - t_c < 6.0 + 2.5, "a moved device was polled by two collectors for too long"
+    # one device-list refresh (6 s) after the new collector started, plus slack for a loaded machine
+    assert last_old - t_c < 6.0 + 4.0, "a moved device was polled by two collectors for too long"
     # exactly once: every status message a device sent (while its collectors ran) is stored, none
     # twice. Pushes reuse sessionIDs 0-9, so messages are compared as multisets of
     # (device, addressee, sessionID): stored never exceeds sent, and covers all sent before the end.
