@@ -95,10 +95,11 @@ def collect(
     speed: Annotated[float, typer.Option(help="Simulated clock speed-up (embedded default only).", min=0.01)] = 60.0,
     debug: Annotated[bool, typer.Option("--debug", help="Verbose logs.")] = False,
     publish: Annotated[str | None, typer.Option("--publish", metavar="URL", help="Publish to Home Assistant over MQTT discovery: mqtt://[user:pass@]host:1883 (mqtts:// for TLS). Default: NAVILINK_PUBLISH_URL.")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Poll only the devices of shard K of N (stable MAC hashing), e.g. 2/4: run N collectors, one per shard, into one store. Default: NAVILINK_SHARD, else all devices.")] = None,
 ) -> None:
     """Poll every device on a schedule and store status, energy history and events under data/."""
     try:
-        config = _config(log_level="DEBUG" if debug else None, publish_url=publish)
+        config = _config(log_level="DEBUG" if debug else None, publish_url=publish, shard=shard)
         _setup_logging(config.log_level)
         from . import warehouse
         from .collect.run import run_collector

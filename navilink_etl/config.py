@@ -62,6 +62,10 @@ _FIXES: dict[str, str] = {
     "data_dir": "use a local folder, or s3://bucket/prefix for an S3-compatible store",
     "spool_dir": "use a local folder, e.g. NAVILINK_SPOOL_DIR=./spool",
     "warehouse": "use a local file path, e.g. NAVILINK_WAREHOUSE=./warehouse.duckdb",
+    "shard": "use K/N with 1 <= K <= N, e.g. NAVILINK_SHARD=1/4 (or collect --shard 1/4); unset for one "
+             "collector for all devices",
+    "accounts_file": "point it at a readable TOML or JSON file listing accounts (see .env.template), or "
+                     "unset it",
     "refresh_minutes": "use real minutes between warehouse refreshes while collecting, "
                        "e.g. NAVILINK_REFRESH_MINUTES=15, or 0 to turn them off",
 }
@@ -238,6 +242,9 @@ class NaviLinkConfig(BaseSettings):
     client_id: str | None = None
     request_timeout: float = Field(default=10.0, gt=0)
     refresh_minutes: float = Field(default=15.0, ge=0)  # warehouse refresh while collecting; 0 = off
+    # fleets: this collector's shard ("K/N") and a file of several accounts (collect.accounts)
+    shard: str | None = None
+    accounts_file: Path | None = None
     # analytics
     tariff: Literal["flat", "tou", "csv"] = "flat"
     price_per_kwh: float = Field(default=0.17, ge=0)
@@ -314,6 +321,29 @@ class NaviLinkConfig(BaseSettings):
             raise ValueError(f"no such file: {str(v)!r:.80}")
         return v
 
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        from .collect.shard import Shard
+
+        if v is None or not v.strip():
+            return None
+        try:
+            return str(Shard.parse(v, setting="NAVILINK_SHARD"))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc).split("; fix:")[0].removeprefix("NAVILINK_SHARD: ")) from None
+
+    @field_validator("accounts_file")
+    @classmethod
+    def _accounts_file(cls, v: Path | None) -> Path | None:
+        try:
+            ok = v is None or v.is_file()
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"no such file: {str(v)!r:.80}")
+        return v
+
     @field_validator("publish_url")
     @classmethod
     def _publish_url(cls, v: SecretStr | None) -> SecretStr | None:
@@ -357,7 +387,7 @@ class NaviLinkConfig(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         """No credentials: run against the embedded simulator and offline fake cloud."""
-        return not self.email
+        return not self.email and self.accounts_file is None
 
     @property
     def is_remote(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceOfflineError, NaviLinkError, PayloadError, RequestTimeoutError, ValidationError
@@ -213,19 +213,21 @@ class NaviLinkDevice:
                 f"online={self.online}, home_seq={self.home_seq})")
 
     # --- requests ---------------------------------------------------------------------------------
-    def _message(self, command: int, topic: str, reply_topic: str, **extra: Any) -> dict[str, Any]:
+    def _message(self, command: int, topic: str, reply_topic: str, client_id: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
         request: dict[str, Any] = {"command": int(command), "deviceType": self.device_type,
                                    "macAddress": self.mac, "additionalValue": self.additional_value}
         request.update(extra)
-        return {"clientID": self._client.client_id, "sessionID": new_session_id(),
+        return {"clientID": client_id or self._client.client_id, "sessionID": new_session_id(),
                 "protocolVersion": PROTOCOL_VERSION, "request": request,
                 "requestTopic": topic, "responseTopic": reply_topic}
 
     async def _request(self, command: int, topic: str, kind: str, timeout: float | None,  # noqa: ASYNC109
-                       reply_topic: str | None = None, **extra: Any) -> tuple[Any, bytes, Any]:
+                       reply_topic: Callable[[str], str] | None = None, **extra: Any) -> tuple[Any, bytes, Any]:
         session = await self._client._mqtt_for(self)
-        msg = self._message(command, topic, reply_topic or response_topic(self.mac, self._client.client_id),
-                            **extra)
+        cid = session.client_id  # the connection this device's subscription is on receives the reply
+        msg = self._message(command, topic, reply_topic(cid) if reply_topic else response_topic(self.mac, cid),
+                            cid, **extra)
         t = timeout if timeout is not None else self._client.config.request_timeout
         try:
             return await session.request(topic, msg, mac=self.mac, kind=kind, timeout=t)
@@ -341,7 +343,7 @@ class NaviLinkDevice:
             raise ValidationError(f"year must be a four-digit year, got {year!r}")
         env, _, _ = await self._request(
             Command.ENERGY_USAGE, energy_topic(self.mac), "energy", timeout,
-            reply_topic=energy_response_topic(self._client.client_id), month=ms, year=year)
+            reply_topic=energy_response_topic, month=ms, year=year)
         return read_energy_reply(env.response, year, ms, device=self.mac)
 
     async def get_info(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from .tou import validate_tou_plan
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 50  # 1000 devices: a guard against a server that never sends a short page
+MAX_PAGES = 5_000  # 100,000 devices (fleet accounts): a guard against a server that never sends a short page
 
 
 class RestClient:
@@ -85,6 +85,9 @@ class RestClient:
             out.extend(items)
             if len(items) < DEVICE_LIST_PAGE:
                 break
+        else:
+            log.warning("device list: stopped after %d pages (%d entries); the cloud kept sending full "
+                        "pages", MAX_PAGES, len(out))
         return out
 
     async def device_info(self, user_id: str, mac: str, additional_value: str) -> dict[str, Any]:

@@ -3,12 +3,18 @@
 The cloud is the real NaviLink cloud unless the caller passes ``cloud``: an async context manager
 factory that yields the config to use and the cloud's clock (the CLI's embedded default passes the
 offline fake cloud this way, so this package never imports the simulator).
+
+Fleets: ``shard`` (``--shard K/N`` / ``NAVILINK_SHARD``) limits the collector to the devices shard K
+of N owns (``shard.Shard``), with its own spool (``spool/s<K>of<N>/``) and file names, so N collectors
+write into one store without sharing a lock; ``NAVILINK_ACCOUNTS_FILE`` adds accounts
+(``accounts``). Spools of shards no longer running here (N changed, a crash) are written out at start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -16,12 +22,17 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..config import MIN_REAL_CLOUD_INTERVAL_S, NaviLinkConfig
-from ..errors import ConfigurationError, InvalidCredentialsError, NaviLinkError
+from ..errors import ConfigurationError, InvalidCredentialsError, NaviLinkError, StoreError
+from ..storage import Location
+from .accounts import collector_accounts
+from .fleet import FleetClient
 from .logs import setup_logging
 from .scheduler import Collector, SimTime, rejected_message
+from .shard import Shard
 from .stats import CollectorStats
 from .store import Store
 
@@ -38,14 +49,17 @@ async def run_collector(config: NaviLinkConfig, *, interval: float | None = None
                         duration_min: float | None = None, debug: bool = False,
                         status_line: bool | None = None, adaptive: bool = False, seed: int = 0,
                         flush_every_s: float = 60.0, cloud: CloudFactory | None = None,
-                        refresh: Callable[[], Any] | None = None) -> CollectorStats:
+                        refresh: Callable[[], Any] | None = None, shard: str | None = None) -> CollectorStats:
     """Collect until SIGINT/SIGTERM or ``duration_min`` real minutes; returns the run's statistics.
 
     ``interval`` is in the device's clock seconds (default ``config.polling_interval``). ``cloud``
     replaces the real cloud (see the module docstring); ``refresh`` is called in a worker thread
     every ``config.refresh_minutes`` to keep the warehouse marts fresh. ``stats.fatal`` is set when
-    the run stopped on an error that must not be retried (a rejected password).
+    the run stopped on an error that must not be retried (a rejected password). ``shard`` ("K/N")
+    overrides ``config.shard``.
     """
+    if shard is not None:
+        config = config.model_copy(update={"shard": str(Shard.parse(shard))})
     teardown = setup_logging(config.local_dir, config.log_level, debug=debug)
     try:
         if cloud is None:
@@ -53,10 +67,14 @@ async def run_collector(config: NaviLinkConfig, *, interval: float | None = None
                 raise ConfigurationError("no NaviLink credentials: set NAVILINK_EMAIL and NAVILINK_PASSWORD "
                                          "(the `navilink-etl collect` command runs the embedded simulator "
                                          "without them)")
-            log.info("Collecting from the real NaviLink cloud as %s into %s", config.email, config.data_dir)
+            log.info("Collecting from the real NaviLink cloud as %s into %s%s", config.email or "the accounts file",
+                     config.data_dir, f" (shard {config.shard})" if config.shard else "")
             return await run_collection(config, interval=interval, duration_min=duration_min, clock=None,
                                         mode="cloud", status_line=status_line, adaptive=adaptive,
                                         seed=seed, flush_every_s=flush_every_s, refresh=refresh)
+        if config.shard is not None or config.accounts_file is not None:
+            raise ConfigurationError("--shard / NAVILINK_SHARD and NAVILINK_ACCOUNTS_FILE need the real "
+                                     "cloud: set NAVILINK_EMAIL/NAVILINK_PASSWORD or the accounts file")
         async with cloud(config) as (cfg, clock, mode):
             return await run_collection(cfg, interval=interval, duration_min=duration_min,
                                         clock=clock, mode=mode, status_line=status_line,
@@ -80,8 +98,11 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     ``refresh`` runs every ``refresh_every_s`` real seconds (default NAVILINK_REFRESH_MINUTES).
     ``stats``: an object to fill (a benchmark watches it live); a new one by default.
     """
-    from ..cloud.client import NaviLinkClient
-
+    shard = Shard.parse(config.shard, setting="NAVILINK_SHARD")
+    accounts = collector_accounts(config)
+    if not accounts:
+        raise ConfigurationError("no NaviLink account: set NAVILINK_EMAIL and NAVILINK_PASSWORD, or "
+                                 "NAVILINK_ACCOUNTS_FILE")
     iv = float(interval if interval is not None else config.polling_interval)
     if iv <= 0:
         raise ConfigurationError(f"poll interval must be positive, got {iv:g}")
@@ -94,13 +115,19 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
     stats.mode, stats.interval_s, stats.started_at = mode, iv, datetime.now(UTC)
     t0 = time.monotonic()
     loop = asyncio.get_running_loop()
-    store = await asyncio.to_thread(Store, config.location,  # replays the spool: not on the loop
-                                    spool_dir=config.spool_path)
+    # its own spool and file names: N collectors (and the next configuration's) share no lock
+    writer = None if shard.n == 1 else shard.label
+    await asyncio.to_thread(drain_idle_spools, config.location, config.spool_path, writer)
+    # replays the spool: not on the loop
+    store = await asyncio.to_thread(functools.partial(Store, config.location, spool_dir=config.spool_path,
+                                                      writer=writer))
     handlers = _install_signals(loop, stop)
     collector: Collector | None = None
     publisher: Any = None  # the Home Assistant sink, when configured
     try:
-        async with NaviLinkClient(config=config) as client:
+        # a message addressed to another collector waits two poll intervals (collect.fleet)
+        hold_s = max(2.0, 2.0 * SimTime(clock).real_s(iv))
+        async with FleetClient(config, accounts, shard, hold_s=hold_s) as client:
             publisher = await _start_publisher(client, config)
             collector = Collector(client, store, stats, interval_s=iv, time=SimTime(clock),
                                   source="fake-cloud" if clock is not None else "cloud",
@@ -132,6 +159,34 @@ async def run_collection(config: NaviLinkConfig, *, interval: float | None, dura
         stats.uptime_s = time.monotonic() - t0
     _print_summary(stats)
     return stats
+
+
+def drain_idle_spools(location: Location, spool_root: Path, mine: str | None) -> int:
+    """Write out the spools under ``spool_root`` no running collector holds (the spool itself and
+    every ``<writer>/`` in it but ``mine``) into ``location``: rows a shard left behind when N
+    changed or it crashed are not lost. Returns how many spools were drained; a spool in use is
+    skipped silently."""
+    root = Path(spool_root)
+    if not root.is_dir():
+        return 0
+    writers: list[str | None] = [None] if (root / "spool.sqlite").exists() and mine is not None else []
+    writers += [d.name for d in sorted(root.iterdir())
+                if d.is_dir() and d.name != mine and (d / "spool.sqlite").exists()]
+    drained = 0
+    for w in writers:
+        try:
+            other = Store(location, spool_dir=root, writer=w, replay=False)
+        except StoreError:
+            continue  # in use by a running collector, or not a writer folder
+        try:
+            n = other.pending()
+            if n:
+                other.flush()
+                drained += 1
+                log.warning("wrote %d row(s) left in the idle spool %s to Parquet", n, other.spool_dir)
+        finally:
+            other.close(flush=False)
+    return drained
 
 
 async def _start_publisher(client: Any, config: NaviLinkConfig) -> Any:

@@ -360,7 +360,10 @@ class Collector:
             self._scheduled.pop(jid, None)
             with contextlib.suppress(Exception):
                 self.scheduler.remove_job(jid)
-        self.events.emit(Kind.DEVICE_REMOVED, device=mac, detail="no longer listed on the account")
+        newer = getattr(self.client, "handed_over", {}).get(mac)  # collect.fleet: a shard handover
+        self.events.emit(Kind.DEVICE_REMOVED, device=mac,
+                         detail="no longer listed on the account" if newer is None else
+                         f"handed over to collector {newer} (a newer shard configuration polls it)")
 
     # --- polling ----------------------------------------------------------------------------
     async def poll(self, mac: str) -> None:

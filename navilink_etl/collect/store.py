@@ -32,6 +32,13 @@ listing sees merged rows twice: readers deduplicate by the row key (the warehous
 models do). A crash after the merged object exists is completed on opening; before, the sources
 stay as they were. docs/operations.md describes it for users.
 
+Several writers, one store (collector shards, on one machine or many): ``Store(data_dir,
+writer="s2of4")`` keeps its spool and lock in ``spool/<writer>/`` instead of ``spool/``, puts the
+writer in its file names (``part-<writer>-<spool id>-<seq>``, compactions ``part-c<time>-<writer>-...``)
+and compacts and cleans up only its own files, so writers never share a lock or a file name and
+never merge or delete each other's files (``collect.fleet`` sees to it that one message is stored by
+one writer only, also while a device moves between shards).
+
 Nothing spooled can block the store: every value is range-checked before it enters the spool
 (``limits``), a row that fails goes to quarantine with the field, the value and the reason, and a
 spooled batch whose write still fails the same way twice has those rows moved to quarantine. Every
@@ -49,6 +56,7 @@ import io
 import logging
 import numbers
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -89,12 +97,14 @@ STATUS, ENERGY, EVENTS, QUARANTINE = "status", "energy", "events", "quarantine"
 DATASETS = (STATUS, ENERGY, EVENTS, QUARANTINE)
 TOU_DIR = "tou"  # saved TOU plans: tou/<mac>.json (read by tariff.py)
 SEEN_RETENTION = timedelta(hours=26)  # live keys remembered in the spool; older rows are checked on disk
-_FLUSH_BATCH_ROWS = 200_000
+_FLUSH_BATCH_ROWS = 25_000  # rows per flush batch: bounds the memory of a backlog (a backfill of 1,000 heaters is 365k rows)
 _MIN_FREE_BYTES = 64 * 1024  # below this a flush fails fast with DiskFullError
 _COMPRESSION: Literal["zstd"] = "zstd"
 # On object storage the sources of a compaction stay this long after the merged object appears, so
 # a reader that listed them a moment ago can still read them (it deduplicates: see the docstring).
 REMOTE_RETIRE_AFTER = timedelta(minutes=10)
+_WRITER = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_NAMED_WRITER = re.compile(r"^\.?part-(?:c\d{8}T\d{6}-)?s\d+of\d+-")  # a shard's file (or its temporary)
 
 
 def status_file_schema() -> dict[str, Any]:
@@ -266,7 +276,8 @@ class Store:
     """
 
     def __init__(self, data_dir: Path | str | Location, *, replay: bool = True,
-                 spool_dir: Path | None = None, retire_after: timedelta | None = None) -> None:
+                 spool_dir: Path | None = None, retire_after: timedelta | None = None,
+                 writer: str | None = None) -> None:
         self.loc = Location.from_setting(data_dir)
         self.remote = self.loc.is_remote
         # local: the folder (a Path, as before); remote: bucket/prefix as a pure path (I/O goes
@@ -276,6 +287,9 @@ class Store:
         self._root = self.loc.root if self.remote else os.path.normpath(os.path.abspath(self.data_dir))
         self.retire_after = retire_after if retire_after is not None else (
             REMOTE_RETIRE_AFTER if self.remote else timedelta(0))
+        if writer is not None and not _WRITER.fullmatch(writer):
+            raise StoreError(f"writer name {writer[:40]!r} must be 1-32 of a-z, 0-9 and '-'")
+        self.writer = writer
         self.stats = StoreStats()
         self._flush_lock = threading.RLock()
         if spool_dir is None:
@@ -283,7 +297,8 @@ class Store:
                 raise StoreError(f"the store {self.loc.url} is remote: give it a local spool folder "
                                  "(NAVILINK_SPOOL_DIR, default ./spool)")
             spool_dir = Path(self.data_dir) / "spool"
-        self.spool_dir = Path(spool_dir)
+        # a named writer (a collector shard) keeps its own spool and lock beside the others
+        self.spool_dir = Path(spool_dir) if writer is None else Path(spool_dir) / writer
         if self.remote:
             self.loc.check()  # a ConfigurationError naming NAVILINK_DATA_DIR and the fix
         try:
@@ -298,9 +313,11 @@ class Store:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self._lock_fd)
-            raise StoreError(f"the data directory {self.data_dir} (spool {self.spool_dir}) is in use "
+            who = "" if writer is None else f" as writer {writer}"
+            raise StoreError(f"the data directory {self.data_dir} (spool {self.spool_dir}) is in use{who} "
                              "by another collector, simulate or import; stop it or use another "
-                             "NAVILINK_DATA_DIR / NAVILINK_SPOOL_DIR") from None
+                             "NAVILINK_DATA_DIR / NAVILINK_SPOOL_DIR"
+                             + ("" if writer is None else " or another --shard")) from None
         with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk must not stop us
             os.ftruncate(self._lock_fd, 0)
             os.write(self._lock_fd, f"{os.getpid()}\n".encode())
@@ -349,6 +366,8 @@ class Store:
             root = Path(self.data_dir) / ds
             if root.exists():
                 for tmp in root.rglob(".*.tmp"):
+                    if not self._mine(tmp.name):
+                        continue  # another writer's file, perhaps being written right now
                     with contextlib.suppress(OSError):
                         tmp.unlink()
 
@@ -690,7 +709,15 @@ class Store:
             self.stats.rows_written[k] = self.stats.rows_written.get(k, 0) + v
 
     def _part_name(self, batch: FlushBatch) -> str:
+        if self.writer is not None:
+            return f"part-{self.writer}-{self.spool.spool_id}-{batch.seq:010d}.parquet"
         return f"part-{self.spool.spool_id}-{batch.seq:010d}.parquet"
+
+    def _mine(self, name: str) -> bool:
+        """A file this writer made (for the one-writer store: every file but named writers')."""
+        if self.writer is None:
+            return _NAMED_WRITER.search(name) is None
+        return f"-{self.writer}-" in name
 
     def _write_batch(self, batch: FlushBatch) -> FlushResult:
         res = FlushResult()
@@ -901,13 +928,15 @@ class Store:
                 retiring = self._retiring()
                 for pdir, ds in self._partitions(device, day):
                     files = [f for f in self._files(pdir)
-                             if str(f.relative_to(self.data_dir)) not in retiring and self._owns(f.name)]
+                             if str(f.relative_to(self.data_dir)) not in retiring
+                             and self._owns(f.name) and self._mine(f.name)]
                     if len(files) < min_files:
                         continue
                     df = self._read(files)
                     key = ["received_at", "content_hash"] if ds == STATUS else None
                     df = df.unique(subset=key, keep="first", maintain_order=True).sort(_TIME_COL[ds])
-                    target = pdir / (f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.spool.spool_id}-"
+                    who = "" if self.writer is None else f"{self.writer}-"
+                    target = pdir / (f"part-c{datetime.now(UTC):%Y%m%dT%H%M%S}-{who}{self.spool.spool_id}-"
                                      f"{uuid.uuid4().hex[:8]}.parquet")
                     rel = [str(f.relative_to(self.data_dir)) for f in files]
                     cid = self.spool.journal_compaction(str(target.relative_to(self.data_dir)), rel)

@@ -2,7 +2,9 @@
 
 The websocket upgrade (``GET /mqtt?X-Amz-...``) must carry an access key id the fake issued and
 that has not expired; the signature itself is verified too (switchable). One live connection per
-client id (a second CONNECT takes over). TLS uses a throwaway trustme CA made at start.
+client id (a second CONNECT takes over). At most ``MAX_SUBSCRIPTIONS_PER_CONNECTION`` (50, AWS IoT's
+quota) topic filters per client: a SUBSCRIBE beyond it gets the SUBACK failure code 0x80, as AWS
+IoT answers. TLS uses a throwaway trustme CA made at start.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import trustme
 import websockets
 from amqtt.adapters import WebSocketsReader, WebSocketsWriter
 from amqtt.broker import Broker
-from amqtt.contexts import ListenerType
+from amqtt.contexts import Action, ListenerType
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 from websockets.asyncio.server import ServerConnection
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 MQTT_PATH = "/mqtt"
 LISTENER = "wss"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 50  # AWS IoT Core: subscriptions per connection (not adjustable)
+SUBACK_FAILURE = 0x80
 
 # Given an access key id: its secret if the fake issued it and it is still valid, else None.
 CredentialLookup = Callable[[str], str | None]
@@ -156,6 +160,7 @@ class _NaviBroker(Broker):
         self._owner = owner
         self._conns: dict[int, _Conn] = {}  # id(writer adapter) -> connection
         self.by_client: dict[str, _Conn] = {}
+        self._filter_index: tuple[dict[tuple[str, ...], list[str]], list[str]] | None = None
 
     async def _create_server_instance(  # type: ignore[override]
         self, listener_name: str, listener_type: ListenerType, address: str | None, port: int,
@@ -207,6 +212,78 @@ class _NaviBroker(Broker):
                 hook(topic, bytes(data))
             except Exception:
                 log.exception("publish hook failed for %s", topic)
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """AWS IoT's per-connection quota: a new filter beyond the limit is refused with 0x80."""
+        topic_filter = subscription[0]
+        cid = session.client_id
+        limit = self._owner.max_subscriptions
+        if limit is not None and not any(s.client_id == cid for s, _ in self._subscriptions.get(topic_filter, ())):
+            held = sum(1 for subs in self._subscriptions.values() if any(s.client_id == cid for s, _ in subs))
+            if held >= limit:
+                self._owner.refused_subscriptions += 1
+                log.info("subscription %d refused for a client already holding %d (AWS IoT limit)",
+                         held + 1, limit)
+                return SUBACK_FAILURE
+        self._invalidate()
+        return await super().add_subscription(subscription, session)
+
+    # -- topic index: amqtt matches every message against every filter (and formats a debug line
+    # for each miss), which saturates the fake with ~1,000 device subscriptions. Filters are indexed
+    # by their first three levels; filters with a wildcard there are always tried.
+
+    def _index(self) -> tuple[dict[tuple[str, ...], list[str]], list[str]]:
+        if self._filter_index is None:
+            by_prefix: dict[tuple[str, ...], list[str]] = {}
+            generic: list[str] = []
+            for f in self._subscriptions:
+                head = tuple(f.split("/", 3)[:3])
+                if len(head) < 3 or any("+" in x or "#" in x for x in head) or f.startswith("$"):
+                    generic.append(f)
+                else:
+                    by_prefix.setdefault(head, []).append(f)
+            self._filter_index = (by_prefix, generic)
+        return self._filter_index
+
+    def _candidates(self, topic: str) -> list[str]:
+        by_prefix, generic = self._index()
+        return by_prefix.get(tuple(topic.split("/", 3)[:3]), []) + generic
+
+    async def _run_broadcast(self, running_tasks: Any) -> None:
+        """amqtt's ``_run_broadcast`` (0.12.1) over the indexed candidate filters only."""
+        broadcast = await self._broadcast_queue.get()
+        topic = broadcast["topic"]
+        for k_filter in self._candidates(topic):
+            subscriptions = self._subscriptions.get(k_filter)
+            if not subscriptions or not self._matches(topic, k_filter):
+                continue
+            for target_session, sub_qos in list(subscriptions):
+                qos = broadcast.get("qos", sub_qos)
+                if not await self._topic_filtering(target_session, topic=topic, action=Action.RECEIVE):
+                    continue
+                state = target_session.transitions.state
+                if state != "connected" and not target_session.clean_session and qos in (1, 2) \
+                        and not target_session.is_anonymous:
+                    await self._retain_broadcast_message(broadcast, qos, target_session)
+                    continue
+                if state != "connected":
+                    continue
+                handler = self._get_handler(target_session)
+                if handler:
+                    running_tasks.append(asyncio.ensure_future(
+                        handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)))
+
+    def _invalidate(self) -> None:
+        self._filter_index = None
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        self._invalidate()
+        return super()._del_subscription(a_filter, session)
+
+    async def _del_all_subscriptions(self, session: Session) -> None:
+        self._invalidate()
+        await super()._del_all_subscriptions(session)
+        self._invalidate()
 
     def live_connections(self) -> list[_Conn]:
         return list(self._conns.values())
@@ -265,6 +342,9 @@ class FakeBroker:
         self._restart_task: asyncio.Task[None] | None = None
         self.refused_upgrades = 0
         self.accepted_upgrades = 0
+        # AWS IoT's quota of topic filters per connection; None lifts it
+        self.max_subscriptions: int | None = MAX_SUBSCRIPTIONS_PER_CONNECTION
+        self.refused_subscriptions = 0
 
     # -- lifecycle
 
@@ -329,6 +409,15 @@ class FakeBroker:
 
     def connected_client_ids(self) -> list[str]:
         return [] if self._broker is None else sorted(self._broker.by_client)
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Topic filters held per client id (every session the broker knows, connected or not)."""
+        out: dict[str, int] = {}
+        if self._broker is not None:
+            for subs in self._broker._subscriptions.values():
+                for s, _ in subs:
+                    out[s.client_id] = out.get(s.client_id, 0) + 1
+        return out
 
     # -- faults
 

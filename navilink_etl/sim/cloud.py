@@ -85,7 +85,10 @@ class FakeCloud:
         push_interval_s: float = PUSH_INTERVAL_S,
         polling_interval: int = 10,
         hostile: bool | HostileProfile = False,
+        owners: dict[str, str] | None = None,
     ) -> None:
+        """``accounts`` maps e-mail -> password; ``owners`` maps a device MAC to the one account that
+        lists it (unnamed devices are listed on every account); ``set_owners`` after start."""
         self.clock = SimClock(start, speed)
         self.seed = seed
         self._given_devices = list(devices) if devices is not None else None
@@ -94,6 +97,7 @@ class FakeCloud:
         self.devices: list[DeviceModel] = []
         self.latency_s = latency_s
         self.accounts = dict(accounts) if accounts is not None else {DEMO_EMAIL: DEMO_PASSWORD}
+        self._owners = dict(owners or {})
         self.tokens = TokenStore()
         self.tokens.authorization_s = authorization_expires_in
         self.mirror_pushes = mirror_pushes
@@ -152,6 +156,7 @@ class FakeCloud:
             self.agents[self.devices[0].mac].energy_hook = self.hostile.energy_reply
         self.rest = FakeRest(self.devices, self.accounts, self.tokens, self._is_online)
         self.rest.hostile = self.hostile
+        self.rest.owners = self._owners
         self._runner = web.AppRunner(self.rest.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -259,6 +264,13 @@ class FakeCloud:
     def env(self) -> dict[str, str]:
         """The same settings as ``NAVILINK_*`` environment variables."""
         return {f"NAVILINK_{k.upper()}": str(v) for k, v in self.client_overrides().items()}
+
+    def set_owners(self, owners: dict[str, str]) -> None:
+        """Give devices to accounts (MAC -> e-mail; accounts are added with ``add_account``)."""
+        self._owners.update(owners)
+
+    def add_account(self, email: str, password: str) -> None:
+        self.accounts[email] = password
 
     def device(self, mac: str) -> DeviceModel:
         return self.agents[mac].device

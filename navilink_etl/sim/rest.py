@@ -219,7 +219,12 @@ class FakeRest:
         self.bad_tries: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()  # route name -> count (for tests and logs)
         self.hostile: HostileProfile | None = None  # bad list entries and TOU plans when set
+        # MAC -> the account (e-mail) it belongs to; devices not named here are on every account
+        self.owners: dict[str, str] = {}
         self.app = self._build_app()
+
+    def _visible(self, email: str) -> list[DeviceModel]:
+        return [d for d in self.devices if self.owners.get(d.mac, email) == email]
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._faults])
@@ -308,16 +313,16 @@ class FakeRest:
     def _connected(self, device: DeviceModel) -> int:
         return int(ConnectionStatus.ONLINE if self._is_online(device.mac) else ConnectionStatus.OFFLINE)
 
-    def _find(self, body: dict[str, Any] | None) -> DeviceModel | None:
+    def _find(self, body: dict[str, Any] | None, email: str) -> DeviceModel | None:
         mac = body.get("macAddress") if body else None
-        return next((d for d in self.devices if d.mac == mac), None)
+        return next((d for d in self._visible(email) if d.mac == mac), None)
 
     async def device_list(self, request: web.Request, email: str) -> web.StreamResponse:
         body = await self._body(request) or {}
         offset, count = body.get("offset", 0), body.get("count", DEVICE_LIST_PAGE)
         if not (isinstance(offset, int) and isinstance(count, int)) or offset < 0 or count < 0:
             return bad_request()
-        page = list(self.devices)[offset : offset + min(count, DEVICE_LIST_PAGE)]
+        page = self._visible(email)[offset : offset + min(count, DEVICE_LIST_PAGE)]
         data = []
         for d in page:
             state, city, _, _ = self._place(d)
@@ -332,7 +337,7 @@ class FakeRest:
         return _ok(data)
 
     async def device_info(self, request: web.Request, email: str) -> web.StreamResponse:
-        d = self._find(await self._body(request))
+        d = self._find(await self._body(request), email)
         if d is None:
             return _err(404, "NOT_FOUND")
         state, city, lat, lon = self._place(d)
@@ -349,7 +354,7 @@ class FakeRest:
         })  # fmt: skip
 
     async def firmware_info(self, request: web.Request, email: str) -> web.StreamResponse:
-        d = self._find(await self._body(request))
+        d = self._find(await self._body(request), email)
         if d is None:
             return _err(404, "NOT_FOUND")
         controller = 0x0A010000 if d.firmware == "2025-09" else 0x0B010000
@@ -363,7 +368,7 @@ class FakeRest:
         return _ok({"firmwares": firmwares})
 
     async def device_tou(self, request: web.Request, email: str) -> web.StreamResponse:
-        d = next((x for x in self.devices if x.mac == request.query.get("macAddress")), None)
+        d = next((x for x in self._visible(email) if x.mac == request.query.get("macAddress")), None)
         if d is None:
             return _err(404, "NOT_FOUND")
         serial = d.feature().get("controllerSerialNumber") or "56496061BT22230408"
