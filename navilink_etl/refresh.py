@@ -327,7 +327,11 @@ def _refresh_devices(con: duckdb.DuckDBPyConnection, devices: list[str] | None) 
     rows = 0
     for m in marts.of_keep("device"):
         t = time.perf_counter()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {m.name} AS {warehouse.model_sql(m.name)}")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {m.name} AS {warehouse.model_sql(m.name)}")
+        except duckdb.Error as exc:
+            exc.add_note(f"while building the model {m.name} (navilink_etl/sql/{m.name}.sql)")
+            raise
         log.debug("%s: %.2f s", m.name, time.perf_counter() - t)
         if not m.stored:
             continue

@@ -80,7 +80,7 @@ capacity_slope as (
             sqrt(greatest(regr_syy(st.full_recovery_wh, st.setpoint_c)
                           - regr_sxy(st.full_recovery_wh, st.setpoint_c) ^ 2
                             / regr_sxx(st.full_recovery_wh, st.setpoint_c), 0)
-                 / nullif(regr_count(st.full_recovery_wh, st.setpoint_c) - 2, 0)
+                 / nullif(regr_count(st.full_recovery_wh, st.setpoint_c)::bigint - 2, 0)
                  / regr_sxx(st.full_recovery_wh, st.setpoint_c)),
             any_value(a.count_sd_wh) * sqrt(2.0 / regr_sxx(st.full_recovery_wh, st.setpoint_c)))
             as se
