@@ -40,7 +40,7 @@ notebooks: $(STAMP) ## Open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/
 
 test: $(STAMP) ## Run the test suite
-	$(BIN)/pytest -q --durations=15 $(ARGS)
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15 $(ARGS)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check navilink_etl tests bench
