@@ -138,7 +138,7 @@ class _GuardedDotEnv(PydanticBaseSettingsSource):
         files = self._inner.env_file
         paths = [files] if isinstance(files, str | os.PathLike) else list(files or [])
         for p in paths:
-            _warn_if_shared(Path(p).expanduser())
+            warn_if_shared(Path(p).expanduser())
         values = self._inner()
         environ = {k.lower() for k in os.environ}
         given = set(self._init.init_kwargs)
@@ -177,8 +177,9 @@ def _host(name: str, value: Any) -> str | None:
     return str(value)
 
 
-def _warn_if_shared(path: Path) -> None:
-    """Warn once per file when ``.env`` (which may hold the password) is readable by others."""
+def warn_if_shared(path: Path, holds: str = "may hold NAVILINK_PASSWORD") -> None:
+    """Warn once per file when a file with secrets (``.env``, an accounts file) is readable by
+    group or others."""
     try:
         mode = path.stat().st_mode
     except OSError:
@@ -186,8 +187,8 @@ def _warn_if_shared(path: Path) -> None:
     key = str(path.resolve())
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and key not in _warned_env_files:
         _warned_env_files.add(key)
-        log.warning("%s is readable by group or others (mode %s) and may hold NAVILINK_PASSWORD; "
-                    "fix: chmod 600 %s", path, oct(mode & 0o777), path)
+        log.warning("%s is readable by group or others (mode %s) and %s; fix: chmod 600 %s",
+                    path, oct(mode & 0o777), holds, path)
 
 
 def _system_timezone() -> str:
@@ -310,9 +311,9 @@ class NaviLinkConfig(BaseSettings):
                              "http://127.0.0.1:9000 for MinIO")
         return v.rstrip("/")
 
-    @field_validator("ca_file")
+    @field_validator("ca_file", "accounts_file")
     @classmethod
-    def _ca(cls, v: Path | None) -> Path | None:
+    def _existing_file(cls, v: Path | None) -> Path | None:
         try:
             ok = v is None or v.is_file()
         except (OSError, ValueError):
@@ -332,17 +333,6 @@ class NaviLinkConfig(BaseSettings):
             return str(Shard.parse(v, setting="NAVILINK_SHARD"))
         except ConfigurationError as exc:
             raise ValueError(str(exc).split("; fix:")[0].removeprefix("NAVILINK_SHARD: ")) from None
-
-    @field_validator("accounts_file")
-    @classmethod
-    def _accounts_file(cls, v: Path | None) -> Path | None:
-        try:
-            ok = v is None or v.is_file()
-        except (OSError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"no such file: {str(v)!r:.80}")
-        return v
 
     @field_validator("publish_url")
     @classmethod

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ..config import NaviLinkConfig
+from ..config import NaviLinkConfig, warn_if_shared
 from ..errors import ConfigurationError
 from ..redact import SecretSet
 
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 
 SETTING = "NAVILINK_ACCOUNTS_FILE"
 _secrets = SecretSet()  # every password read from an accounts file, masked in all logs
-_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -52,21 +50,9 @@ def _bad(path: Path, why: str) -> ConfigurationError:
                               "\"password\"} objects, see .env.template")
 
 
-def _warn_if_shared(path: Path) -> None:
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    key = str(path.resolve())
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) and key not in _warned:
-        _warned.add(key)
-        log.warning("%s is readable by group or others (mode %s) and holds NaviLink passwords; "
-                    "fix: chmod 600 %s", path, oct(mode & 0o777), path)
-
-
 def read_accounts_file(path: Path) -> list[Account]:
     """The accounts listed in ``path``; a clear ``ConfigurationError`` for anything unusable."""
-    _warn_if_shared(path)
+    warn_if_shared(path, "holds NaviLink passwords")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
