@@ -305,7 +305,8 @@ async def test_broker_down_at_start_fails_fast_then_recovers_in_background(cloud
         with pytest.raises(NaviLinkConnectionError):  # not connected: not blamed on the device
             await dev.get_status()
         await cloud.broker.wait_up()
-        await _until(lambda: client.connected, timeout=15)
+        # connected is set before the subscriptions are renewed: wait for both
+        await _until(lambda: client.connected and events[-1:] == ["resubscribed"], timeout=15)
         assert "reconnect_failed" in events and events[-2:] == ["connected", "resubscribed"]
         assert (await dev.get_status()).mac == dev.mac
 
