@@ -62,6 +62,7 @@ FAULTS = [
 # midnight, shadow the real ones (temporary views), and its SQL runs as the refresh would run it.
 _CUT = {
     "int_health_days": "local_day < cast(? as date)",
+    "int_error_days": "local_day < cast(? as date)",
     "energy_daily": "day < cast(? as date)",
     "heating_cycles": "cycle_end < timezone('" + TZ + "', cast(? as timestamp))",
     "draws": "draw_end < timezone('" + TZ + "', cast(? as timestamp))",

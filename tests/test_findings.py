@@ -90,7 +90,7 @@ def test_current_findings_and_evidence(faulty: duckdb.DuckDBPyConnection) -> Non
     df = faulty.sql("select * from findings").pl()
     by = {r["finding"]: r for r in df.to_dicts()}
     assert by["error_code"]["severity"] == "error"  # still shown at the end
-    assert "E480 (upper tank sensor)" in by["error_code"]["evidence"]
+    assert "E480 (upper tank sensor) shown now (sub-code 1;" in by["error_code"]["evidence"]
     assert "lower tank sensor flat" in by["sensor_stuck"]["evidence"]
     # the COP drop found is at least the rule's 15 % (the injected 25 % reads larger here: the
     # lower sensor stuck a day later skews the measured cycles' stored heat)

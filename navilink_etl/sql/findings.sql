@@ -15,12 +15,16 @@
 --   short_cycling        6 or more compressor runs a day shorter than 10 min, over the recent days
 --   setpoint_high        (info) 10 degF lower would have held every draw of the last 28 days:
 --                        the standby loss it saves per year at the device's UA and the price
--- Inputs: int_health_days, heating_cycles, energy_daily, draws, runouts, int_device_loss,
+-- Inputs: int_health_days, int_error_days (sub-codes), heating_cycles, energy_daily, draws, runouts, int_device_loss,
 -- settings. Units: degC, kWh, $, h.
 with
 
 health as (
     select * from int_health_days
+),
+
+error_days as (
+    select * from int_error_days
 ),
 
 cycles as (
@@ -93,6 +97,21 @@ days as (
 ),
 
 -- error codes ----------------------------------------------------------------------------------
+error_subs as (
+    -- the sub-codes (subErrorCode) shown with each code in the last 30 days, most samples first
+    select device, error_code,
+        string_agg(cast(sub_error_code as varchar), ', ' order by samples desc, sub_error_code)
+            as sub_codes
+    from (
+        select e.device, e.error_code, e.sub_error_code, sum(e.samples) as samples
+        from error_days as e
+        join as_of as a using (device)
+        where e.last_at >= a.as_of - interval 30 days
+        group by all
+    )
+    group by all
+),
+
 errors as (
     select
         h.device,
@@ -100,10 +119,11 @@ errors as (
         case when max(h.last_at) >= any_value(a.as_of) - interval 1 hour then 'error'
              else 'warning' end as severity,
         min(h.first_at) as since,
-        format('E{:03d} ({}) shown {} (first {}, last {} UTC, {} samples){}',
+        format('E{:03d} ({}) shown {} (sub-code {}; first {}, last {} UTC, {} samples){}',
                h.error_code, coalesce(any_value(m.meaning), 'meaning not known'),
                case when max(h.last_at) >= any_value(a.as_of) - interval 1 hour then 'now'
                     else 'and cleared' end,
+               coalesce(any_value(x.sub_codes), '?'),
                strftime(min(h.first_at), '%Y-%m-%d %H:%M'),
                strftime(max(h.last_at), '%Y-%m-%d %H:%M'), sum(h.samples),
                format(', {:.1f} h', epoch(max(h.last_at) - min(h.first_at)) / 3600.0))
@@ -113,6 +133,7 @@ errors as (
     from health as h
     join as_of as a using (device)
     left join error_meanings as m on m.code = h.error_code
+    left join error_subs as x on x.device = h.device and x.error_code = h.error_code
     where h.error_code <> 0 and h.last_at >= a.as_of - interval 30 days
     group by h.device, h.error_code
 ),
