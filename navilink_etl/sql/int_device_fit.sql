@@ -7,7 +7,8 @@
 -- or the week's own (the setpoint slope when the week saw two setpoints, else the median full
 -- recovery / (setpoint - reference)); the measured cycles' COP map is read with the scope's C (the
 -- device's all-time C in a week without its own). Errors as described in device_model; the
--- all-time inlet uses the flushing draws of the last 30 days before as_of. A week's parameter is
+-- all-time inlet uses the flushing draws of the last 30 days before as_of (the endpoint of their
+-- lowest lower-thermistor readings, docs/metrics.md 2.13). A week's parameter is
 -- NULL without data for it; defaults are device_model's business. as_of: the scope's last sample.
 -- Inputs: int_device_models, int_device_states, standby_loss, int_cycles, int_cycle_hp_map,
 -- int_element_days, int_draw_inlet, draws, int_day_energy, settings. Units: Wh/K, W/K, W, degC.
@@ -311,17 +312,27 @@ flushing as (
     from flushing_draws
 ),
 
--- the mean of the lowest tenth (at least 3) of their lowest readings: the least warmed by mixing
--- and by heating during the draw
+-- the inlet is the lower end of the distribution of those lowest readings (none reads below the
+-- inlet; mixing and heating during the draw add to each): the 6 lowest (at least 3) against their
+-- rank, extrapolated to rank 1/2 (the endpoint under a flat density near it), its error the
+-- extrapolation's (at least half the spacing of the readings)
 inlet as (
     select
         device,
         scope,
-        avg(lower_min_c) as inlet_c,
-        stddev_samp(lower_min_c) / sqrt(count(*)) as inlet_se,
+        case when any_value(n) >= 3
+             then regr_intercept(lower_min_c, rank) + 0.5 * regr_slope(lower_min_c, rank) end
+            as inlet_c,
+        case when any_value(n) >= 3
+             then greatest(
+                 sqrt(greatest(regr_syy(lower_min_c, rank)
+                               - regr_sxy(lower_min_c, rank) ^ 2 / regr_sxx(lower_min_c, rank), 0)
+                      / (count(*) - 2)
+                      * (1.0 / count(*) + (0.5 - avg(rank)) ^ 2 / regr_sxx(lower_min_c, rank))),
+                 regr_slope(lower_min_c, rank) / 2) end as inlet_se,
         any_value(n) as n_draws
     from flushing
-    where rank <= greatest(3, ceil(n / 10.0))
+    where rank <= 6
     group by device, scope
 )
 
