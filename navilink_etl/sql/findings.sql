@@ -430,6 +430,9 @@ drift_baseline as (
     join drift_weeks as w
         on w.device = l.device and w.parameter = l.parameter and w.week < l.week
         and w.week >= l.week - interval 56 days
+        -- capacity: only weeks fitted the same way (a week with two setpoints has the slope, its
+        -- error ~100 x smaller than the assumed reference's; the two may differ by a few %)
+        and (w.parameter <> 'capacity_wh_per_k' or w.se between l.se / 3 and l.se * 3)
     group by l.device, l.parameter
     having count(*) >= 2
 ),
