@@ -99,7 +99,7 @@ FIELDS: tuple[Field, ...] = (
     _f("specialFunctionStatus", E.RAW, U16),
     _f("didReload", E.FLAG, U8),
     _f("errorCode", E.RAW, U16, "code", "error_code"),
-    _f("subErrorCode", E.RAW, U16, "code"),
+    _f("subErrorCode", E.RAW, U16, "code", "sub_error_code"),
     _f("operationMode", E.RAW, U8, "bits", "operation_mode", required=True),
     _f("operationBusy", E.FLAG, U8, "", "heating_demand"),
     _f("freezeProtectionUse", E.FLAG, U8),
@@ -231,7 +231,8 @@ STG_STATUS_COLUMNS: tuple[str, ...] = (
     "dhw_temperature_c", "min_setpoint_c", "tank_upper_c", "tank_lower_c", "tank_mean_c",
     "ambient_c", "power_w", "compressor_on", "upper_element_on", "lower_element_on", "drawing",
     "heating_demand", "fan_on", "anti_legionella_active", "stored_wh", "energy_to_setpoint_wh",
-    "full_recovery_wh", "dhw_charge_pct", "error_code", "vacation_days", "state_code",
+    "full_recovery_wh", "dhw_charge_pct", "error_code", "sub_error_code", "vacation_days",
+    "state_code",
 )  # fmt: skip
 
 

@@ -390,6 +390,7 @@ class DeviceStatus:
     full_recovery_wh = _Wire[float]()
     dhw_charge_pct = _Wire[int]()
     error_code = _Wire[int]()
+    sub_error_code = _Wire[int]()
     vacation_days = _Wire[int]()
     state_code = _Wire[int]()
 

@@ -57,11 +57,24 @@ FAULTS = [
     Fault("error_code", at(35.2), code=480, sub_code=1),
 ]
 
+# Drift (the parameter_drift rule over device_model_history): two heaters for 5 weeks from a
+# Monday, healthy for 3 weeks, then one loses heat 50 % faster (UA x 1.5) with its elements at
+# 85 % of their power, the other's heat pump at 88 % of its COP (too small for cop_drop).
+DRIFT_START = datetime(2026, 2, 2, 8, tzinfo=UTC)  # Monday, local midnight
+DRIFT_DAYS = 35
+DRIFT_FAULT_DAY = 21
+DRIFT_HEATERS = {
+    52: [Fault("ua_increase", DRIFT_START + timedelta(days=DRIFT_FAULT_DAY), scale=1.5),
+         Fault("element_degradation", DRIFT_START + timedelta(days=DRIFT_FAULT_DAY), scale=0.85)],
+    53: [Fault("cop_degradation", DRIFT_START + timedelta(days=DRIFT_FAULT_DAY), cop_scale=0.88)],
+}
+
 
 # The findings mart judged at an earlier instant: the stored tables it reads, cut at a local
 # midnight, shadow the real ones (temporary views), and its SQL runs as the refresh would run it.
 _CUT = {
     "int_health_days": "local_day < cast(? as date)",
+    "int_error_days": "local_day < cast(? as date)",
     "energy_daily": "day < cast(? as date)",
     "heating_cycles": "cycle_end < timezone('" + TZ + "', cast(? as timestamp))",
     "draws": "draw_end < timezone('" + TZ + "', cast(? as timestamp))",
@@ -69,18 +82,34 @@ _CUT = {
 }
 
 
+# what the weekly fit (int_device_fit -> device_model_history) reads, cut the same way; the
+# device-level constants it takes from int_device_models (all data) stay as stored
+_FIT_CUT = {
+    "int_device_states": "local_day < cast(? as date)",
+    "standby_loss": "window_end < timezone('" + TZ + "', cast(? as timestamp))",
+    "int_cycles": "cycle_end < timezone('" + TZ + "', cast(? as timestamp))",
+    "int_cycle_hp_map": "cycle_end < timezone('" + TZ + "', cast(? as timestamp))",
+    "int_element_days": "local_day < cast(? as date)",
+    "int_draw_inlet": "draw_end < timezone('" + TZ + "', cast(? as timestamp))",
+    "int_day_energy": "local_day < cast(? as date)",
+}
+
+
 def findings_as_of(con, local_midnight: datetime) -> pl.DataFrame:  # type: ignore[no-untyped-def]
-    """The findings a refresh at ``local_midnight`` (naive, local time) would have stored."""
+    """The findings a refresh at ``local_midnight`` (naive, local time) would have stored (the
+    weekly fit recomputed over the cut tables)."""
     from navilink_etl import warehouse
 
     day = local_midnight.strftime("%Y-%m-%d %H:%M:%S")
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
-    for name, where in _CUT.items():
+    for name, where in (_CUT | _FIT_CUT).items():
         con.execute(f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{catalog}".main.{name} '
                     "WHERE "
                     + where.replace("?", f"'{day}'"))
+    for name in ("int_device_fit", "device_model_history"):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {warehouse.model_sql(name)}")
     try:
         return con.sql(warehouse.model_sql("findings")).pl()
     finally:
-        for name in _CUT:
+        for name in ("device_model_history", "int_device_fit", *_CUT, *_FIT_CUT):
             con.execute(f"DROP VIEW IF EXISTS temp.{name}")

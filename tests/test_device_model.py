@@ -138,7 +138,7 @@ def test_element_only_heating_gives_the_element_power(sim: duckdb.DuckDBPyConnec
     assert r["n_cycles"] == 0 and r["cop_factor"] == 1.0 and r["cop_factor_se"] is None, r
 
 
-def test_inlet_estimate_from_draws_is_a_close_upper_bound(sim: duckdb.DuckDBPyConnection) -> None:
+def test_inlet_estimate_from_draws_is_close(sim: duckdb.DuckDBPyConnection) -> None:
     got = rows(sim, """
         with t as (select device, date_trunc('month', timezone('America/Chicago', t_start)) as month,
                        avg(inlet_c) as inlet_c from src_truth_steps group by all)
@@ -147,9 +147,10 @@ def test_inlet_estimate_from_draws_is_a_close_upper_bound(sim: duckdb.DuckDBPyCo
     assert len(got) >= 2
     for r in got:
         assert r["n_draws"] >= 3, r
-        # the lower thermistor never reads below the inlet; mixing and the heat pump warm it
-        # by 1-2.5 K on the simulator (docs/metrics.md 2.13)
-        assert r["truth"] <= r["inlet_c"] <= r["truth"] + 2.5, r
+        # the endpoint of the lowest lower-thermistor readings: within 1.5 K for these 50-65 gal
+        # tanks in a basement or conditioned room (the mean of the lowest tenth read 1.9 K
+        # high; 80-gal tanks stay biased high, docs/metrics.md 2.13)
+        assert abs(r["inlet_c"] - r["truth"]) <= 1.5, r
     model = fitted(sim)
     for name in ("better_65", "worse_50"):
         assert model[name]["n_draws"] >= 3 and model[name]["inlet_c_se"] is not None, model[name]

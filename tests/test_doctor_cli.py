@@ -29,10 +29,11 @@ def test_error_codes_drive_the_exit_status(tmp_path: Path, monkeypatch: pytest.M
     # one heater showed E799 for 4 h and cleared: a warning
     simulate(data, days=2, interval_s=300, seed=7, start=START, ems_tz=TZ,
              faults=[Fault("error_code", START + timedelta(hours=26), START + timedelta(hours=30),
-                           code=799)])
+                           code=799, sub_code=3)])
     status, out = _doctor(data, monkeypatch)
     assert status == 1, out
-    assert "[WARNING] error_code" in out and "E799 (water leak detected) shown and cleared" in out
+    assert "[WARNING] error_code" in out
+    assert "E799 (water leak detected) shown and cleared (sub-code 3;" in out
     # a second heater shows E940 now: an error, and the first one is still listed
     simulate(data, days=2, interval_s=300, seed=9, start=START, ems_tz=TZ,
              faults=[Fault("error_code", START + timedelta(hours=40), code=940)])

@@ -8,6 +8,11 @@
 * ``error_code``: the status shows ``errorCode`` = ``code`` and ``subErrorCode`` = ``sub_code``
   (docs/protocol.md 5.6) from ``start`` to ``end``; the plant runs on.
 * ``outage``: nothing arrives from ``start`` to ``end`` (the simulator's outage windows).
+* ``ua_increase``: the tank's standby loss coefficient UA becomes ``scale`` (> 1) x its own from
+  ``start`` (linearly over ``ramp_days``): insulation soaked or damaged, a relief valve leaking hot
+  water, a recirculation loop. The plant and the controller's idle path both use the new UA.
+* ``element_degradation``: both elements deliver ``scale`` (< 1) x their power from ``start``
+  (linearly over ``ramp_days``): an element failing (scale, a burnt coil section, a loose wire).
 
 ``end`` None lasts to the end of the run. ``simulate(..., faults=[...])`` applies the list to
 every simulated device; the state changes at chunk boundaries placed at each fault's times
@@ -16,6 +21,7 @@ every simulated device; the state changes at chunk boundaries placed at each fau
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +33,11 @@ import numpy as np
 if TYPE_CHECKING:
     from .device import SimulatedDevice
 
-FaultKind = Literal["cop_degradation", "stuck_sensor", "error_code", "outage"]
-KINDS: tuple[str, ...] = ("cop_degradation", "stuck_sensor", "error_code", "outage")
+FaultKind = Literal["cop_degradation", "stuck_sensor", "error_code", "outage", "ua_increase",
+                    "element_degradation"]
+KINDS: tuple[str, ...] = ("cop_degradation", "stuck_sensor", "error_code", "outage", "ua_increase",
+                          "element_degradation")
+_SCALED = ("ua_increase", "element_degradation")
 
 
 def fault_schema() -> dict[str, Any]:
@@ -39,6 +48,8 @@ def fault_schema() -> dict[str, Any]:
         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),  # end null: open
         "cop_scale": pl.Float64, "sensor": pl.String, "code": pl.Int32, "sub_code": pl.Int32,
         "frozen_c": pl.Float64,  # stuck_sensor: the value the sensor kept reporting
+        "scale": pl.Float64,  # ua_increase / element_degradation: the factor at the ramp's end
+        "ramp_days": pl.Float64,
     }  # fmt: skip
 
 
@@ -52,6 +63,7 @@ class Fault:
     sensor: Literal["upper", "lower"] = "upper"
     code: int = 0
     sub_code: int = 0
+    scale: float = 1.0  # ua_increase (> 1), element_degradation (in (0, 1))
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -66,6 +78,10 @@ class Fault:
             raise ValueError("outage: give its end")
         if self.kind == "error_code" and not 0 < self.code < 65536:
             raise ValueError("error_code: give the code (1-65535), e.g. 480")
+        if self.kind == "ua_increase" and not 1.0 <= self.scale <= 10.0:
+            raise ValueError("ua_increase: scale must be in [1, 10] (UA x scale)")
+        if self.kind == "element_degradation" and not 0.0 < self.scale <= 1.0:
+            raise ValueError("element_degradation: scale must be in (0, 1] (element power x scale)")
         if self.sensor not in ("upper", "lower"):
             raise ValueError("stuck_sensor: sensor must be 'upper' or 'lower'")
 
@@ -88,6 +104,7 @@ class FaultPlan:
         self.faults = list(faults or [])
         self.base_cop_scale = base_cop_scale
         self.frozen: dict[int, float] = {}  # fault index -> the stuck sensor's value
+        self._base: tuple[Any, float] | None = None  # (tank spec, element W) before any fault
 
     def breaks(self, t0: float, t_stop: float) -> list[float]:
         """Instants inside (t0, t_stop) where a fault begins, ends or its ramp moves on."""
@@ -98,7 +115,7 @@ class FaultPlan:
             out.add(f.t0)
             if f.end is not None:
                 out.add(f.t1)
-            if f.kind == "cop_degradation" and f.ramp_days > 0:
+            if f.kind in ("cop_degradation", *_SCALED) and f.ramp_days > 0:
                 out.update(f.t0 + 86400.0 * k for k in range(1, math.ceil(f.ramp_days) + 1))
         return sorted(t for t in out if t0 < t < t_stop)
 
@@ -110,6 +127,15 @@ class FaultPlan:
                 scale *= 1.0 - (1.0 - f.cop_scale) * frac
         return scale
 
+    def scale_at(self, kind: str, t: float) -> float:
+        """The product of the active ``kind`` faults' factors at ``t`` (ramps linear)."""
+        out = 1.0
+        for f in self.faults:
+            if f.kind == kind and f.t0 <= t < f.t1:
+                frac = 1.0 if f.ramp_days <= 0 else min(1.0, (t - f.t0) / (86400.0 * f.ramp_days))
+                out *= 1.0 + (f.scale - 1.0) * frac
+        return out
+
     def apply(self, dev: SimulatedDevice, t: float) -> None:
         """Set the device's state for the stretch starting at ``t`` (a break or the run's start)."""
         h = dev.heater
@@ -117,11 +143,26 @@ class FaultPlan:
         if scale != h.cop_scale:
             h.cop_scale = scale
             h._hp_at = -math.inf  # the cached COP of this step is stale
+        if any(f.kind in _SCALED for f in self.faults):
+            self._apply_scaled(h, t)
         codes = [(f.code, f.sub_code) for f in self.faults if f.kind == "error_code" and f.active(t)]
         dev.error = codes[-1] if codes else (0, 0)
         for i, f in enumerate(self.faults):
             if f.kind == "stuck_sensor" and f.active(t) and i not in self.frozen:
                 self.frozen[i] = h.tank.upper_c if f.sensor == "upper" else h.tank.lower_c
+
+    def _apply_scaled(self, h: Any, t: float) -> None:
+        """UA and element power at ``t``, from the heater's own values before any fault."""
+        if self._base is None:
+            self._base = (h.tank.spec, h.element_w)
+        spec, element_w = self._base
+        ua = spec.ua_w_per_k * self.scale_at("ua_increase", t)
+        if ua != h.tank.spec.ua_w_per_k:
+            new = dataclasses.replace(spec, ua_w_per_k=ua)
+            h.tank.spec = new
+            h.tank._ua_node = ua / new.n_nodes
+            h.spec = new
+        h.element_w = element_w * self.scale_at("element_degradation", t)
 
     def on_wire(self, rows: np.ndarray) -> np.ndarray:
         """Captured states (``device.STATE_FIELDS`` rows) as the wire shows them: stuck sensors
@@ -157,6 +198,8 @@ class FaultPlan:
             "code": f.code if f.kind == "error_code" else None,
             "sub_code": f.sub_code if f.kind == "error_code" else None,
             "frozen_c": self.frozen.get(i),
+            "scale": f.scale if f.kind in _SCALED else None,
+            "ramp_days": f.ramp_days,
         } for i, f in enumerate(self.faults)]
         d = Path(data_dir) / "truth" / "faults"
         d.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,10 @@
 -- The device reports no inlet temperature. A draw pushes inlet water in at the bottom of the tank;
 -- after a draw that moved the lower thermistor by at least 10 K (the cold water rose past it), its
 -- lowest reading is the inlet temperature plus what mixing and heating added meanwhile (never
--- below the inlet). inlet_c is the mean of the lowest tenth (at least 3) of those lowest readings
--- over the month's draws in the draws mart, away from gaps and outside Electric mode: the draws
--- least warmed meanwhile, still an upper bound (docs/metrics.md 2.12). n_draws counts the month's
+-- below the inlet). inlet_c is the lower end of those lowest readings over the month's draws in
+-- the draws mart, away from gaps and outside Electric mode: the 6 lowest (at least 3 draws)
+-- against their rank, extrapolated to rank 1/2, as int_device_fit does (docs/metrics.md 2.13:
+-- still biased high where draws rarely flush the lower quarter). n_draws counts the month's
 -- flushing draws.
 -- Inputs: draws, int_draw_inlet. Units: degC.
 with
@@ -34,8 +35,10 @@ flushing as (
 select
     device,
     cast(month as date) as month,
-    avg(lower_min_c) as inlet_c,
+    case when any_value(n) >= 3
+         then regr_intercept(lower_min_c, rank) + 0.5 * regr_slope(lower_min_c, rank) end
+        as inlet_c,
     any_value(n) as n_draws
 from flushing
-where rank <= greatest(3, ceil(n / 10.0))
+where rank <= 6
 group by device, month

@@ -15,12 +15,20 @@
 --   short_cycling        6 or more compressor runs a day shorter than 10 min, over the recent days
 --   setpoint_high        (info) 10 degF lower would have held every draw of the last 28 days:
 --                        the standby loss it saves per year at the device's UA and the price
--- Inputs: int_health_days, heating_cycles, energy_daily, draws, runouts, int_device_loss,
--- settings. Units: degC, kWh, $, h.
+--   parameter_drift      a weekly fit (device_model_history) of UA (up), the COP factor, the
+--                        element power or the capacity (down) beyond 3 standard errors and a
+--                        practical size (15 %, 10 %, 5 %, 5 %) from the device's earlier weeks
+--                        (2 to 8 of them); a COP drop cop_drop reports is not repeated
+-- Inputs: int_health_days, int_error_days (sub-codes), heating_cycles, energy_daily, draws,
+-- runouts, int_device_loss, device_model_history, settings. Units: degC, kWh, $, h.
 with
 
 health as (
     select * from int_health_days
+),
+
+error_days as (
+    select * from int_error_days
 ),
 
 cycles as (
@@ -41,6 +49,10 @@ runout_rows as (
 
 loss as (
     select * from int_device_loss
+),
+
+history as (
+    select * from device_model_history
 ),
 
 settings as (
@@ -93,6 +105,21 @@ days as (
 ),
 
 -- error codes ----------------------------------------------------------------------------------
+error_subs as (
+    -- the sub-codes (subErrorCode) shown with each code in the last 30 days, most samples first
+    select device, error_code,
+        string_agg(cast(sub_error_code as varchar), ', ' order by samples desc, sub_error_code)
+            as sub_codes
+    from (
+        select e.device, e.error_code, e.sub_error_code, sum(e.samples) as samples
+        from error_days as e
+        join as_of as a using (device)
+        where e.last_at >= a.as_of - interval 30 days
+        group by all
+    )
+    group by all
+),
+
 errors as (
     select
         h.device,
@@ -100,10 +127,11 @@ errors as (
         case when max(h.last_at) >= any_value(a.as_of) - interval 1 hour then 'error'
              else 'warning' end as severity,
         min(h.first_at) as since,
-        format('E{:03d} ({}) shown {} (first {}, last {} UTC, {} samples){}',
+        format('E{:03d} ({}) shown {} (sub-code {}; first {}, last {} UTC, {} samples){}',
                h.error_code, coalesce(any_value(m.meaning), 'meaning not known'),
                case when max(h.last_at) >= any_value(a.as_of) - interval 1 hour then 'now'
                     else 'and cleared' end,
+               coalesce(any_value(x.sub_codes), '?'),
                strftime(min(h.first_at), '%Y-%m-%d %H:%M'),
                strftime(max(h.last_at), '%Y-%m-%d %H:%M'), sum(h.samples),
                format(', {:.1f} h', epoch(max(h.last_at) - min(h.first_at)) / 3600.0))
@@ -113,6 +141,7 @@ errors as (
     from health as h
     join as_of as a using (device)
     left join error_meanings as m on m.code = h.error_code
+    left join error_subs as x on x.device = h.device and x.error_code = h.error_code
     where h.error_code <> 0 and h.last_at >= a.as_of - interval 30 days
     group by h.device, h.error_code
 ),
@@ -340,6 +369,99 @@ short_cycling as (
     having count(*) >= 3 and sum(short_runs) / count(*) >= 6
 ),
 
+-- parameter drift (device_model_history) --------------------------------------------------------
+-- per parameter: the direction that means trouble, the smallest change worth a visit (relative),
+-- the least data a week's fit needs, what it is and what to do
+drift_rules(parameter, direction, min_change, min_n, label, unit, what_to_do) as (
+    values
+        ('ua_w_per_k', 1, 0.15, 2, 'standby loss UA', ' W/K',
+         'The tank loses heat faster than it did: check the relief valve''s discharge pipe for '
+         || 'hot water dripping, any recirculation pump or loop (a timer, a check valve letting '
+         || 'water thermosiphon) and the jacket and insulation for damp or damage.'),
+        ('cop_factor', -1, 0.10, 3, 'heat-pump COP factor (x the map)', '',
+         'The heat pump delivers less heat per kWh than it did: clean the air filter and the '
+         || 'evaporator coil, check the condensate drain; if it stays low, have the refrigerant '
+         || 'charge checked.'),
+        ('element_w', -1, 0.05, 1, 'element power', ' W',
+         'An element draws less power than it did: have the elements and their wiring checked '
+         || '(a failing element, a loose or burnt connection, the supply voltage).'),
+        ('capacity_wh_per_k', -1, 0.05, 1, 'usable tank capacity', ' Wh/K',
+         'The tank holds less heat per degree than it did: sediment or scale at the bottom; flush '
+         || 'the tank and have the anode checked.')
+),
+
+drift_weeks as (
+    -- one row per device, parameter and week whose fit rests on enough data
+    select h.device, h.week, h.as_of, r.parameter, r.direction, r.min_change, r.label, r.unit,
+        r.what_to_do, p.value, p.se
+    from history as h
+    cross join lateral (values
+        ('ua_w_per_k', h.ua_w_per_k, h.ua_w_per_k_se, h.n_standby_windows),
+        ('cop_factor', h.cop_factor, h.cop_factor_se, h.n_cycles),
+        ('element_w', h.element_w, h.element_w_se, 1),
+        ('capacity_wh_per_k', h.capacity_wh_per_k, h.capacity_wh_per_k_se, 1)
+    ) as p(parameter, value, se, n)
+    join drift_rules as r on r.parameter = p.parameter
+    where p.value is not null and p.se > 0 and p.n >= r.min_n
+),
+
+drift_latest as (
+    -- the latest such week, if it reaches into the last 14 days before as_of (the current week
+    -- may not have enough data yet)
+    select w.*
+    from drift_weeks as w
+    join as_of as a using (device)
+    where w.as_of > a.as_of - interval 14 days
+    qualify row_number() over (partition by w.device, w.parameter order by w.week desc) = 1
+),
+
+drift_baseline as (
+    -- the device's own earlier weeks (up to 8): their median, and its error from their scatter
+    -- (robust: 1.4826 x the median absolute deviation, so one drifted week does not hide the
+    -- next) or from their own errors, whichever is larger
+    select
+        l.device, l.parameter,
+        median(w.value) as base_value,
+        greatest(1.2533 * 1.4826 * mad(w.value), sqrt(avg(w.se ^ 2))) / sqrt(count(*)) as base_se,
+        count(*) as base_weeks,
+        min(w.week) as base_from,
+        max(w.week) as base_to
+    from drift_latest as l
+    join drift_weeks as w
+        on w.device = l.device and w.parameter = l.parameter and w.week < l.week
+        and w.week >= l.week - interval 56 days
+        -- capacity: only weeks fitted the same way (a week with two setpoints has the slope, its
+        -- error ~100 x smaller than the assumed reference's; the two may differ by a few %)
+        and (w.parameter <> 'capacity_wh_per_k' or w.se between l.se / 3 and l.se * 3)
+    group by l.device, l.parameter
+    having count(*) >= 2
+),
+
+drift as (
+    select
+        l.device,
+        'parameter_drift' as finding,
+        'warning' as severity,
+        timezone(any_value(s.timezone), cast(l.week as timestamp)) as since,
+        format('{} {}{} in the week of {} vs {} over {} earlier weeks ({} to {}): {:+.1f} %, '
+               '{:.1f} standard errors (+- {} this week, +- {} before)', l.label,
+               printf('%.4g', l.value), l.unit, strftime(l.week, '%Y-%m-%d'),
+               printf('%.4g', b.base_value), b.base_weeks, strftime(b.base_from, '%Y-%m-%d'),
+               strftime(b.base_to, '%Y-%m-%d'), 100 * (l.value / b.base_value - 1),
+               abs(l.value - b.base_value) / sqrt(l.se ^ 2 + b.base_se ^ 2),
+               printf('%.2g', l.se), printf('%.2g', b.base_se)) as evidence,
+        any_value(l.what_to_do) as what_to_do
+    from drift_latest as l
+    join drift_baseline as b using (device, parameter)
+    cross join settings as s
+    where l.direction * (l.value - b.base_value) >= 3 * sqrt(l.se ^ 2 + b.base_se ^ 2)
+      and l.direction * (l.value / b.base_value - 1) >= l.min_change
+      -- a COP drop cop_drop already reports (its cycles, the last 7 days) is not said twice
+      and not (l.parameter = 'cop_factor' and l.device in (select device from cop_drop))
+    group by l.device, l.parameter, l.label, l.value, l.unit, l.week, l.se, b.base_value,
+        b.base_weeks, b.base_from, b.base_to, b.base_se
+),
+
 -- setpoint -------------------------------------------------------------------------------------
 latest_setpoint as (
     select device, arg_max(setpoint_c, cycle_start) as setpoint_c from cycles group by device
@@ -402,6 +524,7 @@ all_findings as (
     union all select * from element_share
     union all select * from short_cycling
     union all select * from setpoint_high
+    union all select * from drift
 )
 
 select

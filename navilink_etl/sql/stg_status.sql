@@ -46,6 +46,7 @@ converted as (
         cast(d."totalEnergyCapacity" as double) * 4 as full_recovery_wh,
         d."dhwChargePer" as dhw_charge_pct,
         d."errorCode" as error_code,
+        d."subErrorCode" as sub_error_code,
         d."vacationDaySetting" as vacation_days,
         d."currentStatenum" as state_code,
         -- end: generated
