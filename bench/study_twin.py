@@ -159,6 +159,7 @@ def run_household(name: str, root: Path, inlet: bool) -> dict[str, Any]:
                    "capacity": result.params.capacity_wh_per_k, "capacity_true": dev["capacity_wh_per_k"],
                    "inlet_c": result.params.inlet_c, "cooling_k": result.inputs.cooling_k,
                    "cooling_k_true": {"basement": 1.5, "garage": 1.0, "conditioned": 0.3}[location]},
+        "backcast_uncalibrated_error": {k: result.errors_uncalibrated.get(k) for k in ("total_kwh", "element_kwh")},
         "draws_seen_energy": result.inputs.draw_energy_wh / float(truth_draws["energy_wh"].sum()),
         "notes": list(result.inputs.notes),
         "rows": rows,
