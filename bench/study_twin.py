@@ -75,7 +75,7 @@ def _simulate(folder: Path, location: str, seed: int, days: int, opts: dict[str,
              location=location, **(BASE | opts))
 
 
-def _check(err: float | None, pred: float | None, true: float | None, target: tuple[float, float | None],
+def _check(pred: float | None, true: float | None, target: tuple[float, float | None],
            weeks: float) -> bool | None:
     if pred is None or true is None:
         return None
@@ -138,15 +138,15 @@ def run_household(name: str, root: Path, inlet: bool) -> dict[str, Any]:
         "predicted": {k: pred[k] for k in SHOWN}, "reference_values": {k: meas[k] for k in SHOWN},
         "truth_a": {k: truth_a[k] for k in SHOWN},
         "error": {k: _rel(pred[k], meas[k]) for k in SHOWN},
-        "pass": {k: _check(None, pred[k], meas[k], tgt, weeks) for k, tgt in BACKCAST.items()},
+        "pass": {k: _check(pred[k], meas[k], tgt, weeks) for k, tgt in BACKCAST.items()},
     })
-    for sc in result.scenarios:
-        tb = truth_m(home / sc.name)
+    for res in result.scenarios:
+        tb = truth_m(home / res.name)
         rows.append({
-            "scenario": sc.name, "reference": "truth B",
-            "predicted": {k: sc.predicted[k] for k in SHOWN}, "reference_values": {k: tb[k] for k in SHOWN},
-            "error": {k: _rel(sc.predicted[k], tb[k]) for k in SHOWN},
-            "pass": {k: _check(None, sc.predicted[k], tb[k], tgt, weeks) for k, tgt in WHATIF.items()},
+            "scenario": res.name, "reference": "truth B",
+            "predicted": {k: res.predicted[k] for k in SHOWN}, "reference_values": {k: tb[k] for k in SHOWN},
+            "error": {k: _rel(res.predicted[k], tb[k]) for k in SHOWN},
+            "pass": {k: _check(res.predicted[k], tb[k], tgt, weeks) for k, tgt in WHATIF.items()},
         })
     truth_draws = _truth(home / "A", "draws")
     dev = _truth(home / "A", "devices").row(0, named=True)

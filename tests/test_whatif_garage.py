@@ -33,7 +33,7 @@ DAYS = 4
 SEED = 25
 WEEKS = DAYS / 7.0
 BASE: dict[str, Any] = {"setpoint_f": 120.0, "mode": "energy_saver", "location": "garage"}
-SCENARIOS = {
+SCENARIOS: dict[str, dict[str, Any]] = {
     "setpoint +10": {"setpoint_f": 130.0},
     "heat pump only": {"mode": "heat_pump"},
     "electric": {"mode": "electric"},
@@ -50,7 +50,7 @@ def garage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from navilink_etl.sim.simulate import simulate
 
     root = tmp_path_factory.mktemp("whatif_garage")
-    common = {"devices": 1, "days": DAYS, "interval_s": 30, "seed": SEED, "start": START, "ems_tz": TZ}
+    common: dict[str, Any] = {"devices": 1, "days": DAYS, "interval_s": 30, "seed": SEED, "start": START, "ems_tz": TZ}
     simulate(root / "A", **common, **BASE)
     for name, opts in SCENARIOS.items():
         simulate(root / name, **common, **(BASE | opts))
