@@ -150,13 +150,38 @@ def room_series(t: np.ndarray, ambient: np.ndarray, comp: np.ndarray) -> tuple[n
 
 
 def initial_profile(upper_c: float, lower_c: float, n: int = 12, upper_node: int = 8,
-                    lower_node: int = 2) -> list[float]:
-    """Node temperatures (bottom first) through the two thermistors, flat beyond them."""
+                    lower_node: int = 2, mean_c: float | None = None,
+                    floor_c: float | None = None) -> list[float]:
+    """Node temperatures (bottom first) through the two thermistors, flat beyond them. With the
+    tank's mean (``mean_c``: the device's energy-to-setpoint field), the nodes the thermistors do
+    not see take the difference: the bottom ones (below the lower thermistor, where the cold
+    water of the last draws settles; not below ``floor_c``, the inlet) when the tank holds less,
+    the top ones (above the upper thermistor) when it holds more."""
     out = []
     for i in range(n):
         f = min(1.0, max(0.0, (i - lower_node) / (upper_node - lower_node)))
         out.append(lower_c + f * (upper_c - lower_c))
+    if mean_c is not None and math.isfinite(mean_c):
+        gap = mean_c * n - sum(out)  # K x nodes
+        below, above = list(range(lower_node)), list(range(upper_node + 1, n))
+        if gap < 0 and below:
+            floor = lower_c - 40.0 if floor_c is None else min(floor_c, lower_c)
+            drop = min(-gap / len(below), lower_c - floor)
+            for i in below:
+                out[i] -= drop
+        elif gap > 0 and above:
+            for i in above:
+                out[i] += min(gap / len(above), 20.0)
     return sorted(out)
+
+
+def _reported_mean(row: dict[str, Any], capacity_wh_per_k: float) -> float | None:
+    """The tank's mean as the device reports it: setpoint - energy to setpoint / capacity (the
+    field is clipped at 0, so a satisfied tank says only "at or above the setpoint": None)."""
+    e, sp = row.get("energy_to_setpoint_wh"), row.get("setpoint_c")
+    if e is None or sp is None or not e > 0 or capacity_wh_per_k <= 0:
+        return None
+    return float(sp) - float(e) / capacity_wh_per_k
 
 
 def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
@@ -166,7 +191,7 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
     lo, hi = datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
     s = con.sql("""
         select epoch(received_at) as t, tank_upper_c, tank_lower_c, ambient_c,
-            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode
+            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode, energy_to_setpoint_wh
         from stg_status where device = $d and received_at >= $a and received_at < $b
         order by received_at
     """, params={"d": device, "a": lo, "b": hi}).pl()
@@ -218,7 +243,9 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
     return TwinInputs(
         device=device, tz=tz, t0=t0, t1=t1, first_day=first, last_day=last, draws=draws,
         draw_energy_wh=energy, room_t=rt, room_c=rc, cooling_k=cooling,
-        initial_c=initial_profile(float(first_ok["tank_upper_c"]), float(first_ok["tank_lower_c"])),
+        initial_c=initial_profile(float(first_ok["tank_upper_c"]), float(first_ok["tank_lower_c"]),
+                                  mean_c=_reported_mean(first_ok, params.capacity_wh_per_k),
+                                  floor_c=params.inlet_at_month(datetime.fromtimestamp(t0, UTC).month)),
         settings=settings, slots=slots, measured_cycles=int(n_cycles[0] if n_cycles else 0),
         measured_runout_min=float(runout[0] if runout and runout[0] is not None else 0.0),
         samples=s.height)
