@@ -91,7 +91,7 @@ def _rel(pred: float | None, true: float | None) -> float | None:
     return (pred - true) / abs(true)
 
 
-def run_household(name: str, root: Path, inlet: bool) -> dict[str, Any]:
+def run_household(name: str, root: Path, inlet: bool, days_override: int | None = None) -> dict[str, Any]:
     """Simulate (or reuse) one household, fit, backcast and predict; the errors per figure."""
     import polars as pl
 
@@ -104,6 +104,7 @@ def run_household(name: str, root: Path, inlet: bool) -> dict[str, Any]:
     from navilink_etl.twin.tariff import price_function
 
     location, seed, days = HOUSEHOLDS[name]
+    days = days_override or days
     home = root / name
     t_wall = time.perf_counter()
     _simulate(home / "A", location, seed, days, {})
@@ -201,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-inlet", action="store_true",
                     help="do not configure the true mean inlet (the twin takes the fitted monthly inlet)")
     ap.add_argument("--data-dir", type=Path, help="folder for the simulations (kept and reused; default: temp)")
+    ap.add_argument("--days", type=int, help="simulate this many days for every household (default: 4, the "
+                                             "conditioned room 7); use its own --data-dir")
     ap.add_argument("--jobs", type=int, default=2, help="households in parallel processes (2)")
     ap.add_argument("--out", type=Path, help="results JSON (bench/results/study_twin.json; "
                                              "study_twin_no_inlet.json with --no-inlet)")
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     inlet = not args.no_inlet
     if args.jobs > 1 and len(names) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(run_household, n, root, inlet) for n in names]
+            futures = [pool.submit(run_household, n, root, inlet, args.days) for n in names]
             results = []
             for n, f in zip(names, futures, strict=True):
                 results.append(f.result())
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for n in names:
-            results.append(run_household(n, root, inlet))
+            results.append(run_household(n, root, inlet, args.days))
             print(f"done {n}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t
     print_table(results)
