@@ -132,3 +132,18 @@ def test_standard_scenarios_stay_in_the_device_range() -> None:
     low = standard_scenarios(72, tou=False)  # 97 degF: 10 lower is below the 95 degF floor
     assert [s.setpoint_f for s in low] == [95, None]
     assert [s.name for s in standard_scenarios(70, tou=False)] == ["heat pump only"]  # at the floor
+
+
+def test_initial_profile_takes_the_reported_mean_in_the_nodes_the_thermistors_do_not_see() -> None:
+    from navilink_etl.twin.inputs import initial_profile
+
+    flat = initial_profile(47.3, 46.0)
+    assert flat[2] == 46.0 and flat[8] == 47.3 and min(flat) == 46.0 and max(flat) == 47.3
+    colder = initial_profile(47.3, 46.0, mean_c=45.4, floor_c=11.0)  # cold water settled at the bottom
+    assert sum(colder) / 12 == pytest.approx(45.4)
+    assert colder[2:] == flat[2:] and colder[0] < 46.0
+    hotter = initial_profile(47.3, 46.0, mean_c=47.0)  # hotter above the upper thermistor
+    assert sum(hotter) / 12 == pytest.approx(47.0)
+    assert hotter[:9] == flat[:9] and hotter[11] > 47.3
+    floored = initial_profile(47.3, 46.0, mean_c=20.0, floor_c=11.0)  # never below the inlet
+    assert min(floored) == pytest.approx(11.0)

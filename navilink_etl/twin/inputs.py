@@ -21,6 +21,8 @@ from .params import TwinParams
 
 ROOM_SETTLED_S = 3600.0  # compressor off this long: the ambient reading is the room's own
 COOLING_TAU_S = 2700.0  # the heat pump's pull-down of its room (first order, as the simulator)
+ROOM_KNOT_S = 7200.0  # the room's own variation: a linear spline with a knot every 2 h
+KNOT_PHASES = 4
 MIN_DRAW_WH = 10.0
 
 
@@ -68,46 +70,118 @@ def _ffill_time(t: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(marks) if len(marks) else marks
 
 
+def pull_down_unit(t: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """The heat pump's pull-down of its room at each reading, per K of steady pull-down: first
+    order toward 1 while the compressor runs, toward 0 while it is off (as the simulator)."""
+    p = np.zeros(len(t))
+    if len(t) < 2:
+        return p
+    decay = np.exp(-np.diff(t) / COOLING_TAU_S)
+    target = comp[:-1].astype(float)
+    for i in range(1, len(t)):
+        p[i] = target[i - 1] + (p[i - 1] - target[i - 1]) * decay[i - 1]
+    return p
+
+
+def _spline_residuals(idx: np.ndarray, f: np.ndarray, n: int, y: np.ndarray) -> np.ndarray:
+    """``y`` less its least-squares fit by the linear spline whose row i is (1 - f) at knot idx and
+    f at idx + 1 (tridiagonal normal equations, solved by the Thomas algorithm)."""
+    w0, w1 = 1.0 - f, f
+    diag = np.bincount(idx, w0 * w0, n) + np.bincount(idx + 1, w1 * w1, n) + 1e-9
+    off = np.bincount(idx, w0 * w1, n)[:-1]
+    rhs = np.stack([np.bincount(idx, w0 * y[:, j], n) + np.bincount(idx + 1, w1 * y[:, j], n)
+                    for j in range(y.shape[1])], axis=1)
+    c = np.zeros(n)
+    d = rhs.copy()
+    c[0] = off[0] / diag[0] if n > 1 else 0.0
+    d[0] /= diag[0]
+    for i in range(1, n):
+        m = diag[i] - (off[i - 1] * c[i - 1])
+        if i < n - 1:
+            c[i] = off[i] / m
+        d[i] = (d[i] - off[i - 1] * d[i - 1]) / m
+    for i in range(n - 2, -1, -1):
+        d[i] -= c[i] * d[i + 1]
+    return y - (w0[:, None] * d[idx] + w1[:, None] * d[idx + 1])
+
+
+def fit_pull_down(t: np.ndarray, ambient: np.ndarray, comp: np.ndarray, unit: np.ndarray) -> float | None:
+    """Least squares K in ambient = room(t) - K x unit, the room a linear spline with knots every
+    ROOM_KNOT_S (its own swings are slower than the 45-min pull-down, so the compressor's starts and
+    stops identify K, whatever the room does over hours); averaged over KNOT_PHASES shifts of the
+    knots so no one knot grid decides. None without enough compressor starts/stops to tell."""
+    switches = int(np.count_nonzero(np.diff(comp.astype(np.int8))))
+    if len(t) < 50 or unit.max() < 0.3 or switches < 4:
+        return None
+    out = []
+    for k in range(KNOT_PHASES):
+        knots = np.arange(t[0] - k * ROOM_KNOT_S / KNOT_PHASES, t[-1] + ROOM_KNOT_S, ROOM_KNOT_S)
+        idx = np.clip(np.searchsorted(knots, t, side="right") - 1, 0, len(knots) - 2)
+        f = (t - knots[idx]) / ROOM_KNOT_S
+        # Frisch-Waugh: K = the regression of the ambient's residual on the unit's residual, both
+        # after the spline (its normal equations are tridiagonal: any period length, little memory)
+        res = _spline_residuals(idx, f, len(knots), np.column_stack([ambient, unit]))
+        uu = float(res[:, 1] @ res[:, 1])
+        if uu <= 1e-9:
+            return None
+        out.append(-float(res[:, 0] @ res[:, 1]) / uu)
+    return float(np.mean(out))
+
+
 def room_series(t: np.ndarray, ambient: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """(times, room degC, pull-down K): the room from readings taken with the compressor off for an
-    hour; the pull-down from readings in long runs against that room (median, 0-3 K)."""
+    """(times, room degC, pull-down K): the pull-down fitted on every reading (``fit_pull_down``),
+    the room = each reading plus the modelled pull-down at it; without a fit (too few compressor
+    starts), the readings taken with the compressor off for an hour and K = 0."""
     ok = np.isfinite(ambient)
-    t, ambient, comp = t[ok], ambient[ok], comp[ok]
+    t, ambient, comp = t[ok], ambient[ok], comp[ok].astype(bool)
     if len(t) == 0:
         return np.array([0.0]), np.array([20.0]), 0.0
+    unit = pull_down_unit(t, comp)
+    k = fit_pull_down(t, ambient, comp, unit)
+    cooling = float(np.clip(k, 0.0, 3.0)) if k is not None else 0.0
+    if cooling > 0.0:
+        # the room keeps its own swings during long runs too (not just a line between settled readings)
+        return t, ambient + cooling * unit, cooling
     since_on = t - _ffill_time(t, comp)
     settled = ~comp & (since_on >= ROOM_SETTLED_S)
     if settled.sum() < 10:
         settled = ~comp if (~comp).sum() >= 10 else np.ones(len(t), dtype=bool)
-    rt, rc = t[settled], ambient[settled]
-    room_at = np.interp(t, rt, rc)
-    run_start = _ffill_time(t, comp & ~np.concatenate(([False], comp[:-1])))
-    runtime = t - run_start
-    long_run = comp & (runtime >= 1800.0)
-    cooling = 0.0
-    if long_run.sum() >= 5:
-        est = (room_at[long_run] - ambient[long_run]) / (1.0 - np.exp(-runtime[long_run] / COOLING_TAU_S))
-        cooling = float(np.clip(np.median(est), 0.0, 3.0))
-    if cooling <= 0.0:
-        return rt, rc, cooling
-    # every reading is the room less the pull-down so far: add the modelled pull-down back, so the
-    # room keeps its own swings during long runs too (not just a line between settled readings)
-    pull = np.zeros(len(t))
-    decay = np.exp(-np.diff(t) / COOLING_TAU_S)
-    target = np.where(comp[:-1], cooling, 0.0)
-    for i in range(1, len(t)):
-        pull[i] = target[i - 1] + (pull[i - 1] - target[i - 1]) * decay[i - 1]
-    return t, ambient + pull, cooling
+    return t[settled], ambient[settled], 0.0
 
 
 def initial_profile(upper_c: float, lower_c: float, n: int = 12, upper_node: int = 8,
-                    lower_node: int = 2) -> list[float]:
-    """Node temperatures (bottom first) through the two thermistors, flat beyond them."""
+                    lower_node: int = 2, mean_c: float | None = None,
+                    floor_c: float | None = None) -> list[float]:
+    """Node temperatures (bottom first) through the two thermistors, flat beyond them. With the
+    tank's mean (``mean_c``: the device's energy-to-setpoint field), the nodes the thermistors do
+    not see take the difference: the bottom ones (below the lower thermistor, where the cold
+    water of the last draws settles; not below ``floor_c``, the inlet) when the tank holds less,
+    the top ones (above the upper thermistor) when it holds more."""
     out = []
     for i in range(n):
         f = min(1.0, max(0.0, (i - lower_node) / (upper_node - lower_node)))
         out.append(lower_c + f * (upper_c - lower_c))
+    if mean_c is not None and math.isfinite(mean_c):
+        gap = mean_c * n - sum(out)  # K x nodes
+        below, above = list(range(lower_node)), list(range(upper_node + 1, n))
+        if gap < 0 and below:
+            floor = lower_c - 40.0 if floor_c is None else min(floor_c, lower_c)
+            drop = min(-gap / len(below), lower_c - floor)
+            for i in below:
+                out[i] -= drop
+        elif gap > 0 and above:
+            for i in above:
+                out[i] += min(gap / len(above), 20.0)
     return sorted(out)
+
+
+def _reported_mean(row: dict[str, Any], capacity_wh_per_k: float) -> float | None:
+    """The tank's mean as the device reports it: setpoint - energy to setpoint / capacity (the
+    field is clipped at 0, so a satisfied tank says only "at or above the setpoint": None)."""
+    e, sp = row.get("energy_to_setpoint_wh"), row.get("setpoint_c")
+    if e is None or sp is None or not e > 0 or capacity_wh_per_k <= 0:
+        return None
+    return float(sp) - float(e) / capacity_wh_per_k
 
 
 def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
@@ -117,7 +191,7 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
     lo, hi = datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
     s = con.sql("""
         select epoch(received_at) as t, tank_upper_c, tank_lower_c, ambient_c,
-            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode
+            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode, energy_to_setpoint_wh
         from stg_status where device = $d and received_at >= $a and received_at < $b
         order by received_at
     """, params={"d": device, "a": lo, "b": hi}).pl()
@@ -169,7 +243,9 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
     return TwinInputs(
         device=device, tz=tz, t0=t0, t1=t1, first_day=first, last_day=last, draws=draws,
         draw_energy_wh=energy, room_t=rt, room_c=rc, cooling_k=cooling,
-        initial_c=initial_profile(float(first_ok["tank_upper_c"]), float(first_ok["tank_lower_c"])),
+        initial_c=initial_profile(float(first_ok["tank_upper_c"]), float(first_ok["tank_lower_c"]),
+                                  mean_c=_reported_mean(first_ok, params.capacity_wh_per_k),
+                                  floor_c=params.inlet_at_month(datetime.fromtimestamp(t0, UTC).month)),
         settings=settings, slots=slots, measured_cycles=int(n_cycles[0] if n_cycles else 0),
         measured_runout_min=float(runout[0] if runout and runout[0] is not None else 0.0),
         samples=s.height)

@@ -229,17 +229,25 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
 def calibrate(params: TwinParams, inputs: TwinInputs, measured: M, run: Run, predicted: M,
               metrics: Callable[[Run], M], tries: int = 3) -> tuple[TwinParams, Run, M]:
     """Scale the COP so the backcast's heat-pump kWh matches the measured (compressor energy goes
-    as 1/COP for the same heat): the one parameter the energy alone pins down. Skipped when the
-    heat pump ran too little to tell (< CALIBRATE_MIN_KWH)."""
+    as 1/COP for the same heat): the one parameter the energy alone pins down. The same heat: what
+    the heater's elements heated and the twin's heat pump heated instead (or the reverse: an
+    element assist the twin does or does not trigger) is counted as heat-pump kWh at the run's
+    COP, so a missed assist does not move the COP. Skipped when the heat pump ran too little to
+    tell (< CALIBRATE_MIN_KWH)."""
     m_hp = measured.get("heat_pump_kwh") or 0.0
+    m_el = measured.get("element_kwh") or 0.0
     for _ in range(tries):
         p_hp = predicted.get("heat_pump_kwh") or 0.0
-        if m_hp < CALIBRATE_MIN_KWH or p_hp <= 0 or abs(p_hp / m_hp - 1.0) < 0.003:
+        e_comp = float(run.steps["elec_compressor_wh"].sum())
+        cop = float(run.steps["heat_compressor_wh"].sum()) / e_comp if e_comp > 0 else 0.0
+        shifted = (m_el - (predicted.get("element_kwh") or 0.0)) / cop if cop > 0 else 0.0
+        target = m_hp + shifted
+        if m_hp < CALIBRATE_MIN_KWH or p_hp <= 0 or target <= 0 or abs(p_hp / target - 1.0) < 0.003:
             break
-        cop = min(COP_LIMITS[1], max(COP_LIMITS[0], params.cop_factor * p_hp / m_hp))
-        if cop == params.cop_factor:
+        scale = min(COP_LIMITS[1], max(COP_LIMITS[0], params.cop_factor * p_hp / target))
+        if scale == params.cop_factor:
             break
-        params = replace(params, cop_factor=cop)
+        params = replace(params, cop_factor=scale)
         run = replay(params, inputs)
         predicted = metrics(run)
     return params, run, predicted
