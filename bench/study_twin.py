@@ -91,7 +91,8 @@ def _rel(pred: float | None, true: float | None) -> float | None:
     return (pred - true) / abs(true)
 
 
-def run_household(name: str, root: Path, inlet: bool, days_override: int | None = None) -> dict[str, Any]:
+def run_household(name: str, root: Path, inlet: bool, days_override: int | None = None,
+                  unseen: bool = True) -> dict[str, Any]:
     """Simulate (or reuse) one household, fit, backcast and predict; the errors per figure."""
     import polars as pl
 
@@ -118,7 +119,7 @@ def run_household(name: str, root: Path, inlet: bool, days_override: int | None 
     warehouse.refresh(cfg)
     t_refresh = time.perf_counter() - t
     t = time.perf_counter()
-    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()])
+    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()], unseen_draws=unseen)
     t_twin = time.perf_counter() - t
     assert result.inputs is not None
     price, _ = price_function(cfg, result.device)
@@ -162,6 +163,9 @@ def run_household(name: str, root: Path, inlet: bool, days_override: int | None 
                    "cooling_k_true": {"basement": 1.5, "garage": 1.0, "conditioned": 0.3}[location]},
         "backcast_uncalibrated_error": {k: result.errors_uncalibrated.get(k) for k in ("total_kwh", "element_kwh")},
         "draws_seen_energy": result.inputs.draw_energy_wh / float(truth_draws["energy_wh"].sum()),
+        "unseen_draws": unseen,
+        "unseen_restored_energy": result.inputs.unseen_wh / float(truth_draws["energy_wh"].sum()),
+        "unseen_restored_in_heating": result.inputs.unseen_heating_wh / float(truth_draws["energy_wh"].sum()),
         "notes": list(result.inputs.notes),
         "rows": rows,
         "seconds": {"simulate": round(t_sim, 1), "refresh": round(t_refresh, 1), "twin": round(t_twin, 1)},
@@ -187,7 +191,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         p = h["params"]
         print(f"{'':<15} cop fitted {p['cop_fitted']:.4f} used {p['cop_used']:.4f} (true {p['cop_true']:.4f}); "
               f"cooling {p['cooling_k']:.2f} K (true {p['cooling_k_true']}); draws seen "
-              f"{100 * h['draws_seen_energy']:.1f} % of the energy")
+              f"{100 * h['draws_seen_energy']:.1f} % of the energy, unseen put back "
+              f"{100 * h.get('unseen_restored_energy', 0.0):.1f} %")
     fails = [(h["household"], r["scenario"], k) for h in results for r in h["rows"]
              for k, ok in r["pass"].items() if ok is False]
     print(f"\n{len(fails)} figure(s) outside the targets (*): "
@@ -204,9 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, help="folder for the simulations (kept and reused; default: temp)")
     ap.add_argument("--days", type=int, help="simulate this many days for every household (default: 4, the "
                                              "conditioned room 7); use its own --data-dir")
+    ap.add_argument("--no-unseen", action="store_true",
+                    help="replay only the draws mart's draws (not the micro-draws found from the stored "
+                         "energy's unexplained drops): the reference the micro-draws are measured against")
     ap.add_argument("--jobs", type=int, default=2, help="households in parallel processes (2)")
     ap.add_argument("--out", type=Path, help="results JSON (bench/results/study_twin.json; "
-                                             "study_twin_no_inlet.json with --no-inlet)")
+                                             "study_twin_no_inlet.json with --no-inlet; _no_unseen "
+                                             "appended with --no-unseen)")
     args = ap.parse_args(argv)
     if args.households == "all":
         names = list(HOUSEHOLDS)
@@ -225,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     inlet = not args.no_inlet
     if args.jobs > 1 and len(names) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(run_household, n, root, inlet, args.days) for n in names]
+            futures = [pool.submit(run_household, n, root, inlet, args.days, not args.no_unseen)
+                       for n in names]
             results = []
             for n, f in zip(names, futures, strict=True):
                 results.append(f.result())
@@ -233,15 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for n in names:
-            results.append(run_household(n, root, inlet, args.days))
+            results.append(run_household(n, root, inlet, args.days, not args.no_unseen))
             print(f"done {n}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t
     print_table(results)
-    out = {"inlet_configured": inlet, "households": results, "wall_s": round(wall, 1),
+    out = {"inlet_configured": inlet, "unseen_draws": not args.no_unseen, "households": results, "wall_s": round(wall, 1),
            "load_average_at_start": load,
            "targets": {"backcast": BACKCAST, "whatif": WHATIF}}
-    dest = args.out or Path(__file__).parent / "results" / (
-        "study_twin.json" if inlet else "study_twin_no_inlet.json")
+    stem = ("study_twin" if inlet else "study_twin_no_inlet") + ("_no_unseen" if args.no_unseen else "")
+    dest = args.out or Path(__file__).parent / "results" / f"{stem}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1, default=str))
     print(f"\n{len(names)} household(s) in {wall:.0f} s; wrote {dest}")

@@ -86,10 +86,10 @@ def test_backcast_matches_the_measured_and_the_truth(world: dict[str, Any]) -> N
         assert _close(predicted["element_kwh"], ref["element_kwh"], 0.10, 0.3 * WEEKS), (predicted, ref)
     assert measured["element_kwh"] > 0.5  # the household needs the element now and then: a real test
     assert abs(predicted["cycles"] - measured["cycles"]) <= max(2, 0.2 * measured["cycles"])
-    # the calibration folds the draw energy the draws mart cannot see (2-3 %) into the COP scale:
-    # it may move a well-fitted COP scale (device_model) that far from the truth (1.0), no further
+    # the calibration folds what is left of the draw energy the twin does not replay into the COP
+    # scale (1.8 % here; 2.5 % before the unseen draws were put back): no further
     assert r.fitted_params is not None and r.fitted_params.source == "device_model"
-    assert abs(r.params.cop_factor - 1.0) <= abs(r.fitted_params.cop_factor - 1.0) + 0.03
+    assert abs(r.params.cop_factor - 1.0) <= abs(r.fitted_params.cop_factor - 1.0) + 0.02
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -100,9 +100,11 @@ def test_whatif_predicts_truth_b(world: dict[str, Any], name: str) -> None:
     assert _close(p["total_kwh"], t["total_kwh"], 0.05, 0.0), (p, t)
     assert _close(p["element_kwh"], t["element_kwh"], 0.15, 0.5 * WEEKS), (p, t)
     assert _close(p["runout_min"], t["runout_min"], 0.20, 10.0 * WEEKS), (p, t)
-    # peak-window kWh: 10 % (docs/metrics.md gives the measured figures; the timing of the inferred
-    # draws moves whole recovery cycles across the window's edges over a few days)
-    assert _close(p["peak_kwh"], t["peak_kwh"], 0.10 if "shift" in name else 0.25, 0.05), (p, t)
+    # peak-window kWh: 10 %, with the unseen draws put back where they happened (twin/unseen.py).
+    # At -10 degF one 99-Wh sink draw right after a recovery, while the tank sat above its setpoint
+    # (the energy field reads 0 to go), stays invisible and moves one recovery into the window:
+    # +17 % (docs/metrics.md 6.1; +2.5 % with that draw added, +0.2 % with the true draws)
+    assert _close(p["peak_kwh"], t["peak_kwh"], 0.20 if name == "setpoint -10" else 0.10, 0.05), (p, t)
     # the change itself points the right way (the answer a user acts on)
     base = world["truth"]["A"]["total_kwh"]
     assert (p["total_kwh"] - r.backcast_predicted["total_kwh"]) * (t["total_kwh"] - base) > 0
@@ -137,6 +139,31 @@ def test_partial_observability_costs_accuracy(world: dict[str, Any]) -> None:
     assert _close(m["element_kwh"], t["element_kwh"], 0.02, 0.05), (m, t)
     seen = r.inputs.draw_energy_wh / float(truth_draws["energy_wh"].sum())
     assert 0.7 < seen < 1.0  # some draw energy is not seen by the draws mart
+
+
+def test_unseen_draws_are_put_back_where_they_happened(world: dict[str, Any]) -> None:
+    """The draws the draws mart misses (short sink draws between polls) show as unexplained drops
+    of the stored energy: every micro-draw the twin adds lies on a true draw (within a poll), and
+    together they restore most of the missed draws' energy, in standby and while heating."""
+    r = world["result"]
+    con = warehouse.connect(world["cfg"])
+    try:
+        mart = con.sql("select epoch(draw_start) as s, epoch(draw_end) as e from draws").pl()
+    finally:
+        con.close()
+    td = epoch_frame(_truth(world["root"] / "A", "draws"), ("start", "end"))
+    seen_by_mart = [bool(((mart["s"] - 31.0 <= e) & (mart["e"] >= s)).any())
+                    for s, e in td.select("start", "end").iter_rows()]
+    missed = td.filter(~pl.Series(seen_by_mart))
+    assert missed.height >= 3  # the household has draws the mart cannot see: a real test
+    micro = [d for d in r.inputs.draws if d[3] == "unseen"]
+    assert len(micro) >= missed.height - 2
+    for start, dur, _lpm, _ in micro:  # no false draws: each lies on a true one
+        near = td.filter((pl.col("start") <= start + dur + 30.0) & (pl.col("end") >= start - 30.0))
+        assert near.height >= 1, start
+    missed_wh = float(missed["energy_wh"].sum())
+    assert 0.7 * missed_wh <= r.inputs.unseen_wh <= 1.1 * missed_wh, (r.inputs.unseen_wh, missed_wh)
+    assert r.inputs.unseen_heating_wh > 0.0  # some found inside steady heating runs
 
 
 def test_json_answer_has_the_issue_shape(world: dict[str, Any]) -> None:

@@ -63,19 +63,25 @@ def test_device_model_wins_with_its_latest_fit_and_monthly_inlet() -> None:
     assert p.se["ua_w_per_k"] == 0.1 and p.se["element_w"] == 20.0
 
 
-def test_a_configured_inlet_wins_below_the_fitted_upper_bound(tmp_path: Path) -> None:
-    """The fitted monthly inlet is an upper bound: a configured inlet is used, capped by it."""
+def test_a_configured_inlet_is_capped_by_the_lowest_draw_reading(tmp_path: Path) -> None:
+    """The lower thermistor never reads below the inlet: a configured inlet is used, capped month by
+    month by its lowest reading in a draw (away from gaps); the fitted monthly inlet, which
+    extrapolates below those readings, is used only without a configured one."""
     con = _con()
     con.execute("""create table device_model as select 'aabbccddeeff' as device, date '2026-02-01' as as_of,
         285.0 as capacity_wh_per_k, 2.2 as ua_w_per_k, 1.02 as cop_factor, 4950.0 as element_w,
         12.0 as inlet_c, 0.5 as inlet_c_se""")
     con.execute("create table device_inlet_monthly as select * from (values "
-                "('aabbccddeeff', date '2026-01-01', 9.0), ('aabbccddeeff', date '2026-02-01', 12.0)) "
+                "('aabbccddeeff', date '2026-01-01', 8.5), ('aabbccddeeff', date '2026-02-01', 12.0)) "
                 "t(device, month, inlet_c)")
+    con.execute("create table int_draw_inlet as select * from (values "
+                "('aabbccddeeff', date '2026-01-10', 9.0, false), ('aabbccddeeff', date '2026-01-11', 7.0, true), "
+                "('aabbccddeeff', date '2026-02-03', 12.5, false)) t(device, local_day, lower_min_c, at_gap)")
     p = load_params(con, MAC, inlet_c=10.0)
     assert (p.inlet_c, p.inlet_at_month(1), p.inlet_at_month(2), p.inlet_at_month(7)) == (10.0, 9.0, 10.0, 10.0)
-    assert "above the upper bound fitted for month 1: 9.0 degC used" in p.notes[0]
-    assert load_params(con, MAC).inlet_at_month(2) == 12.0  # none configured: the fit
+    assert "lowest reading in a draw in month 1: 9.0 degC used" in p.notes[0] and len(p.notes) == 1
+    fitted = load_params(con, MAC)  # none configured: the fit
+    assert (fitted.inlet_at_month(1), fitted.inlet_at_month(2)) == (8.5, 12.0)
     assert configured_inlet_c(NaviLinkConfig(data_dir=tmp_path)) is None  # the default is no measurement
     assert configured_inlet_c(NaviLinkConfig(data_dir=tmp_path, inlet_temperature_f=50.0)) == 10.0
 

@@ -18,6 +18,7 @@ from ..errors import ConfigurationError
 from ..physics import WH_PER_L_K
 from .db import one
 from .params import TwinParams
+from .unseen import Unseen, find_unseen
 
 ROOM_SETTLED_S = 3600.0  # compressor off this long: the ambient reading is the room's own
 COOLING_TAU_S = 2700.0  # the heat pump's pull-down of its room (first order, as the simulator)
@@ -46,6 +47,8 @@ class TwinInputs:
     measured_runout_min: float
     samples: int
     notes: list[str] = field(default_factory=list)
+    unseen_wh: float = 0.0  # energy of the micro-draws put back (twin/unseen.py), in ``draws``
+    unseen_heating_wh: float = 0.0  # ... of which found while a heat source ran
 
 
 def local_bounds(first: date, last: date, tz: str) -> tuple[float, float]:
@@ -185,7 +188,9 @@ def _reported_mean(row: dict[str, Any], capacity_wh_per_k: float) -> float | Non
 
 
 def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
-                delivery_c: float, poll_s: float = 30.0) -> TwinInputs:
+                delivery_c: float, poll_s: float = 30.0, unseen: bool = True) -> TwinInputs:
+    """``unseen``: also replay the draws the draws mart cannot see, found from the stored energy's
+    unexplained drops (``twin/unseen.py``)."""
     device = params.device
     a, b = local_bounds(first, last, tz)
     lo, hi = datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
@@ -228,6 +233,8 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
         start = float(ds) - poll_s / 2.0  # it began between the sample before and the first seen
         draws.append((max(t0, start), dur, vol / dur * 60.0, "inferred"))
         energy += wh
+    hidden = find_unseen(con, params, lo, hi) if unseen else Unseen([], 0.0, 0.0)
+    draws = sorted(draws + [d for d in hidden.draws if t0 <= d[0] < t1])
     slots = con.sql("""
         select epoch(slot_start) as t, compressor_wh, element_wh, standby_wh, total_wh
         from int_energy_slots where device = $d and slot_start >= $a and slot_start < $b
@@ -248,4 +255,4 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
                                   floor_c=params.inlet_at_month(datetime.fromtimestamp(t0, UTC).month)),
         settings=settings, slots=slots, measured_cycles=int(n_cycles[0] if n_cycles else 0),
         measured_runout_min=float(runout[0] if runout and runout[0] is not None else 0.0),
-        samples=s.height)
+        samples=s.height, unseen_wh=hidden.energy_wh, unseen_heating_wh=hidden.heating_wh)

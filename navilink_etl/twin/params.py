@@ -3,9 +3,10 @@ latest ``as_of``), else ``int_device_models`` (UA, capacity, COP factor) with th
 measured from the samples and the inlet from the settings.
 
 The inlet: a configured one (``NAVILINK_INLET_TEMPERATURE_F`` set by the user) wins, capped month
-by month by the fitted ``device_inlet_monthly`` value, which is an upper bound (the lower
-thermistor never reads below the inlet, but mixing and the heat pump warm it: 2-5 K high on the
-simulator); without one, the fitted monthly inlet."""
+by month by the lower thermistor's lowest reading in a draw (``int_draw_inlet``: it never reads
+below the inlet); without one, the fitted monthly inlet (``device_inlet_monthly``: the lower end of
+those readings, extrapolated; 0.3-1.3 K high for 50-65 gal tanks on the simulator, but it can
+read below the inlet)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def measured_element_w(con: Any, device: str, start: Any = None, end: Any = None
     return float(row[0]) if row and row[1] and row[1] >= 3 else None
 
 
+def lowest_draw_readings(con: Any, device: str) -> dict[int, float]:
+    """Month -> the lower thermistor's lowest reading in a draw (``int_draw_inlet``, away from
+    gaps): the water there never reads below the inlet, so this bounds any inlet from above. (The
+    fitted ``device_inlet_monthly`` is not a bound: it extrapolates the lowest readings below the
+    lowest, and reads up to 2.4 K under the true inlet on the simulator.)"""
+    if not _has(con, "int_draw_inlet"):
+        return {}
+    return {int(m): float(c) for m, c in rows(con, """
+        select month(local_day), min(lower_min_c) from int_draw_inlet
+        where device = ? and lower_min_c is not null and not coalesce(at_gap, false) group by 1
+    """, [device])}
+
+
 def configured_inlet_c(config: Any) -> float | None:
     """The inlet the user configured (degC), None when ``inlet_temperature_f`` is the default."""
     if "inlet_temperature_f" not in getattr(config, "model_fields_set", ()):
@@ -78,9 +92,9 @@ def configured_inlet_c(config: Any) -> float | None:
 
 
 def _inlet(configured: float | None, fitted: float | None, default: float) -> float:
-    """A configured inlet capped by the fitted upper bound; else the fitted; else the default."""
+    """A configured inlet; else the fitted; else the default."""
     if configured is not None:
-        return min(configured, fitted) if fitted is not None else configured
+        return configured
     return fitted if fitted is not None else default
 
 
@@ -88,7 +102,7 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None,
                 inlet_c: float | None = None) -> TwinParams:
     """Parameters of ``device`` from the open warehouse ``con`` (``start``/``end``: the period the
     element power is measured over when the fit does not give it). ``inlet_c``: the inlet the
-    user configured (``configured_inlet_c``), preferred to the fitted upper bound below it."""
+    user configured (``configured_inlet_c``), capped by the lowest lower-thermistor reading in a draw (``lowest_draw_readings``)."""
     inlet_default = float((one(con, "select inlet_c from settings") or (14.0,))[0])
     if inlet_c is not None:
         inlet_default = inlet_c
@@ -101,17 +115,19 @@ def load_params(con: Any, device: str, start: Any = None, end: Any = None,
             r = found[0]
             monthly: dict[int, float] = {}
             notes: list[str] = []
-            if _has(con, "device_inlet_monthly"):
+            if inlet_c is None and _has(con, "device_inlet_monthly"):
                 for month, c in rows(con, "select month, inlet_c from device_inlet_monthly "
                                      "where device = ? and inlet_c is not null", [device]):
-                    m = int(month if isinstance(month, int) else month.month)
-                    monthly[m] = _inlet(inlet_c, float(c), inlet_default)
-                    if inlet_c is not None and float(c) < inlet_c:
-                        notes.append(f"configured inlet {inlet_c:.1f} degC is above the upper bound "
-                                     f"fitted for month {m}: {float(c):.1f} degC used")
+                    monthly[int(month if isinstance(month, int) else month.month)] = float(c)
+            if inlet_c is not None:
+                for m, low in lowest_draw_readings(con, device).items():
+                    monthly[m] = min(inlet_c, low)
+                    if low < inlet_c:
+                        notes.append(f"configured inlet {inlet_c:.1f} degC is above the lower thermistor's "
+                                     f"lowest reading in a draw in month {m}: {low:.1f} degC used")
             if inlet_c is None and (monthly or _ok(r.get("inlet_c"))):
-                notes.append("inlet fitted from the draws (an upper bound, 2-5 K high on the simulator): "
-                             "set NAVILINK_INLET_TEMPERATURE_F to a measured value for a closer twin")
+                notes.append("inlet fitted from the draws (0.3-1.3 K high for 50-65 gal tanks on the "
+                             "simulator, 3-4 K for 80 gal): set NAVILINK_INLET_TEMPERATURE_F to a measured value for a closer twin")
             el: float = float(r["element_w"]) if _ok(r.get("element_w")) else (
                 measured_element_w(con, device, start, end) or DEFAULT_ELEMENT_W)
             inlet: Any = r.get("inlet_c")

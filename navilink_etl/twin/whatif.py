@@ -160,10 +160,12 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
            shift: str | None = None, tariff: str | None = None, *,
            scenarios: list[Scenario] | None = None, delivery_f: float = DEFAULT_DELIVERY_F,
            peak: str | None = None, con: Any = None,
-           progress: Callable[[str], None] | None = None) -> WhatIfResult:
+           progress: Callable[[str], None] | None = None, unseen_draws: bool = True) -> WhatIfResult:
     """Backcast the period, then predict each scenario: the one the arguments describe, else
     ``scenarios``, else the standard ones. ``start``/``end``: local days (default: the last 7
-    days with data). ``con``: an open warehouse connection (default: open and close one)."""
+    days with data). ``con``: an open warehouse connection (default: open and close one).
+    ``unseen_draws``: replay the draws the draws mart cannot see where the stored energy shows
+    them (``twin/unseen.py``; off: only the mart's draws, the accuracy study's reference)."""
     from .. import warehouse
 
     say = progress or (lambda _msg: None)
@@ -192,7 +194,8 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
         params = load_params(con, mac, inlet_c=configured_inlet_c(config))
         delivery_c = f_to_c(delivery_f)
         say(f"reading {mac} {start}..{end}")
-        inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval))
+        inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval),
+                             unseen=unseen_draws)
     finally:
         if own:
             con.close()
