@@ -14,7 +14,11 @@
 with
 
 samples as (
-    select * from stg_status
+    select
+        device, received_at, local_day, setpoint_c, min_setpoint_c, full_recovery_wh,
+        energy_to_setpoint_wh, tank_mean_c, tank_upper_c, tank_lower_c, ambient_c, power_w,
+        drawing, compressor_on, upper_element_on, lower_element_on
+    from stg_status
 ),
 
 settings as (
