@@ -31,6 +31,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import navilink_etl.refresh  # noqa: F401  (imports pyarrow, ~1.5 s: not part of a build's time)
 from navilink_etl import marts, warehouse
 from navilink_etl.config import NaviLinkConfig
 

@@ -70,30 +70,51 @@ aggregated as (
 -- the top of the tank keeps the hottest water the upper thermistor saw, cooling slowly; after a
 -- large draw the thermocline passes that thermistor while the outlet stays hot: the outlet at the
 -- draw's start is the hottest upper reading of the 3 h up to it (pieces starting in
--- [start - 3 h, start]), less 0.5 K per hour since. Pieces are found by hour (a hash join).
-start_hours as (
-    select
-        device, draw_seq, draw_start,
-        unnest(range(cast(floor((epoch(draw_start) - 3 * 3600) / 3600) as bigint),
-                     cast(floor(epoch(draw_start) / 3600) as bigint) + 1)) as hour
-    from aggregated
-),
-
-piece_hours as (
+-- [start - 3 h, start]), less 0.5 K per hour since. Found by 10-minute bucket (hash joins): the
+-- maximum of each bucket wholly inside the 3 h, and the pieces of the two buckets at its ends.
+piece_buckets as (
     select
         device, interval_start,
         tank_upper_c + epoch(interval_start) / 3600.0 * 0.5 as upper_rank,
-        cast(floor(epoch(interval_start) / 3600) as bigint) as hour
+        cast(floor(epoch(interval_start) / 600) as bigint) as bucket
     from valued
 ),
 
+bucket_maxima as (
+    select device, bucket, max(upper_rank) as upper_rank
+    from piece_buckets
+    group by device, bucket
+),
+
+draw_buckets as (
+    select
+        *,
+        unnest(range(first_bucket, last_bucket + 1)) as bucket
+    from (
+        select
+            device, draw_seq, draw_start,
+            cast(floor(epoch(draw_start - interval 3 hours) / 600) as bigint) as first_bucket,
+            cast(floor(epoch(draw_start) / 600) as bigint) as last_bucket
+        from aggregated
+    )
+),
+
 outlets as (
-    select h.device, h.draw_seq, max(p.upper_rank) as upper_rank_max
-    from start_hours as h
-    join piece_hours as p
-        on p.device = h.device and p.hour = h.hour
-        and p.interval_start between h.draw_start - interval 3 hours and h.draw_start
-    group by h.device, h.draw_seq
+    select device, draw_seq, max(upper_rank) as upper_rank_max
+    from (
+        select h.device, h.draw_seq, m.upper_rank
+        from draw_buckets as h
+        join bucket_maxima as m on m.device = h.device and m.bucket = h.bucket
+        where h.bucket > h.first_bucket and h.bucket < h.last_bucket
+        union all
+        select h.device, h.draw_seq, p.upper_rank
+        from draw_buckets as h
+        join piece_buckets as p
+            on p.device = h.device and p.bucket = h.bucket
+            and p.interval_start between h.draw_start - interval 3 hours and h.draw_start
+        where h.bucket = h.first_bucket or h.bucket = h.last_bucket
+    )
+    group by device, draw_seq
 )
 
 select

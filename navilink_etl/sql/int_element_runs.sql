@@ -10,9 +10,9 @@
 -- episode is a run of samples with a heat source on or heating demand (operationBusy).
 -- Stored; rows are keyed by the local day the run starts (local_day) and depend on samples up to
 -- run_end.
--- Cost: one ordered pass over the pieces (three lags on a narrow row); everything after it runs on
--- the few pieces that start an episode or have an element on, and the 2 h of draws before each run
--- are summed for the run's start only.
+-- Cost: no window over every piece (the piece before's state comes with int_intervals); the
+-- windows run on the few pieces that start an episode or have an element on, and the 2 h of draws
+-- before each run are summed for the run's start only.
 -- Inputs: int_intervals, int_energy_slots, settings. Units: Wh, s, $, degC, min.
 with
 
@@ -20,7 +20,12 @@ pieces as (
     select
         device, interval_start, interval_end, duration_s, sample_at, after_gap, element_on,
         heating_on or heating_demand as active, drawing, setpoint_c, anti_legionella_active,
-        dhw_mode, operation_mode, ambient_c, tank_upper_c, tank_lower_c, tank_mean_c, element_wh
+        dhw_mode, operation_mode, ambient_c, tank_upper_c, tank_lower_c, tank_mean_c, element_wh,
+        -- the piece before's (int_intervals)
+        coalesce(prev_active, false) as prev_active,
+        coalesce(prev_setpoint_c, setpoint_c) as prev_setpoint_c,
+        -- whether the piece before is an element piece too (a run can continue only then)
+        coalesce(prev_element_on, false) as prev_element_on
     from int_intervals
 ),
 
@@ -32,20 +37,9 @@ settings as (
     select timezone, freeze_tank_max_c from settings
 ),
 
-marked as (
-    select
-        p.* exclude (drawing),
-        coalesce(lag(p.active) over w, false) as prev_active,
-        coalesce(lag(p.setpoint_c) over w, p.setpoint_c) as prev_setpoint_c,
-        -- whether the piece before is an element piece too (a run can continue only then)
-        coalesce(lag(p.element_on) over w, false) as prev_element_on
-    from pieces as p
-    window w as (partition by p.device order by p.interval_start)
-),
-
 -- the pieces that start a heating episode, and those with an element on (the only ones kept)
 sparse as (
-    select * from marked where element_on or (active and not prev_active)
+    select * exclude (drawing) from pieces where element_on or (active and not prev_active)
 ),
 
 episodes as (
@@ -127,20 +121,31 @@ runs as (
 ),
 
 draw_pieces as (
-    select device, interval_start, duration_s from pieces where drawing
+    select device, interval_start, duration_s, cast(floor(epoch(interval_start) / 3600) as bigint) as hour
+    from pieces
+    where drawing
+),
+
+run_hours as (
+    select
+        device, run_start,
+        unnest(range(cast(floor((epoch(run_start) - 2 * 3600) / 3600) as bigint),
+                     cast(floor(epoch(run_start) / 3600) as bigint) + 1)) as hour
+    from runs
 ),
 
 recent_draws as (
-    -- minutes of draws in the 2 h up to the run's start (pieces starting in [start - 2 h, start])
+    -- minutes of draws in the 2 h up to the run's start (pieces starting in [start - 2 h, start]),
+    -- found by hour (a hash join)
     select
-        r.device,
-        r.run_start,
+        h.device,
+        h.run_start,
         coalesce(sum(d.duration_s), 0) / 60.0 as draw_min_2h
-    from runs as r
+    from run_hours as h
     left join draw_pieces as d
-        on d.device = r.device
-        and d.interval_start between r.run_start - interval 2 hours and r.run_start
-    group by r.device, r.run_start
+        on d.device = h.device and d.hour = h.hour
+        and d.interval_start between h.run_start - interval 2 hours and h.run_start
+    group by h.device, h.run_start
 )
 
 select
