@@ -54,7 +54,7 @@ aggregated as (
         arg_min(prev_stored_wh, interval_start) as stored_before_wh,
         arg_min(prev_energy_to_setpoint_wh, interval_start) as energy_to_setpoint_before_wh,
         arg_max(end_stored_wh, interval_start) as stored_after_wh,
-        arg_min(tank_upper_c, interval_start) as outlet_c,  -- the hottest of 3 h: below
+        arg_min_null(tank_upper_c, interval_start) as outlet_c,  -- the hottest of 3 h: below
         sum(heat_element_wh) + coalesce(arg_min(prev_heat_element_wh, interval_start), 0)
             as heat_element_wh,
         sum(comp_map_wh) + coalesce(arg_min(prev_comp_map_wh, interval_start), 0) as comp_map_wh,
@@ -72,6 +72,7 @@ aggregated as (
 -- draw's start is the hottest upper reading of the 3 h up to it (pieces starting in
 -- [start - 3 h, start]), less 0.5 K per hour since. Found by 10-minute bucket (hash joins): the
 -- maximum of each bucket wholly inside the 3 h, and the pieces of the two buckets at its ends.
+-- NULL when the upper thermistor read nothing in those 3 h.
 piece_buckets as (
     select
         device, interval_start,
