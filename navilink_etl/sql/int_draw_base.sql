@@ -39,16 +39,9 @@ marked as (
         lag(v.comp_map_wh) over w as prev_comp_map_wh,
         lag(v.excess_kh) over w as prev_excess_kh,
         lag(v.heating_on) over w as prev_heating_on,
-        lag(v.capped) over w as prev_capped,
-        -- the top of the tank keeps the hottest water the upper thermistor saw, cooling slowly;
-        -- after a large draw the thermocline passes that thermistor while the outlet stays hot
-        greatest(v.tank_upper_c, max(v.tank_upper_c + epoch(v.interval_start) / 3600.0 * 0.5)
-            over recent - epoch(v.interval_start) / 3600.0 * 0.5) as outlet_estimate_c
+        lag(v.capped) over w as prev_capped
     from valued as v
-    window
-        w as (partition by v.device order by v.interval_start),
-        recent as (partition by v.device order by v.interval_start
-                   range between interval 3 hours preceding and current row)
+    window w as (partition by v.device order by v.interval_start)
 ),
 
 aggregated as (
@@ -61,7 +54,7 @@ aggregated as (
         arg_min(prev_stored_wh, interval_start) as stored_before_wh,
         arg_min(prev_energy_to_setpoint_wh, interval_start) as energy_to_setpoint_before_wh,
         arg_max(end_stored_wh, interval_start) as stored_after_wh,
-        arg_min(outlet_estimate_c, interval_start) as outlet_c,
+        arg_min_null(tank_upper_c, interval_start) as outlet_c,  -- the hottest of 3 h: below
         sum(heat_element_wh) + coalesce(arg_min(prev_heat_element_wh, interval_start), 0)
             as heat_element_wh,
         sum(comp_map_wh) + coalesce(arg_min(prev_comp_map_wh, interval_start), 0) as comp_map_wh,
@@ -72,10 +65,63 @@ aggregated as (
     from marked
     where drawing
     group by device, draw_seq
+),
+
+-- the top of the tank keeps the hottest water the upper thermistor saw, cooling slowly; after a
+-- large draw the thermocline passes that thermistor while the outlet stays hot: the outlet at the
+-- draw's start is the hottest upper reading of the 3 h up to it (pieces starting in
+-- [start - 3 h, start]), less 0.5 K per hour since. Found by 10-minute bucket (hash joins): the
+-- maximum of each bucket wholly inside the 3 h, and the pieces of the two buckets at its ends.
+-- NULL when the upper thermistor read nothing in those 3 h.
+piece_buckets as (
+    select
+        device, interval_start,
+        tank_upper_c + epoch(interval_start) / 3600.0 * 0.5 as upper_rank,
+        cast(floor(epoch(interval_start) / 600) as bigint) as bucket
+    from valued
+),
+
+bucket_maxima as (
+    select device, bucket, max(upper_rank) as upper_rank
+    from piece_buckets
+    group by device, bucket
+),
+
+draw_buckets as (
+    select
+        *,
+        unnest(range(first_bucket, last_bucket + 1)) as bucket
+    from (
+        select
+            device, draw_seq, draw_start,
+            cast(floor(epoch(draw_start - interval 3 hours) / 600) as bigint) as first_bucket,
+            cast(floor(epoch(draw_start) / 600) as bigint) as last_bucket
+        from aggregated
+    )
+),
+
+outlets as (
+    select device, draw_seq, max(upper_rank) as upper_rank_max
+    from (
+        select h.device, h.draw_seq, m.upper_rank
+        from draw_buckets as h
+        join bucket_maxima as m on m.device = h.device and m.bucket = h.bucket
+        where h.bucket > h.first_bucket and h.bucket < h.last_bucket
+        union all
+        select h.device, h.draw_seq, p.upper_rank
+        from draw_buckets as h
+        join piece_buckets as p
+            on p.device = h.device and p.bucket = h.bucket
+            and p.interval_start between h.draw_start - interval 3 hours and h.draw_start
+        where h.bucket = h.first_bucket or h.bucket = h.last_bucket
+    )
+    group by device, draw_seq
 )
 
 select
-    a.* exclude (draw_seq),
+    a.* exclude (draw_seq) replace (
+        greatest(a.outlet_c, o.upper_rank_max - epoch(a.draw_start) / 3600.0 * 0.5) as outlet_c),
     cast(timezone(s.timezone, a.draw_start) as date) as local_day
 from aggregated as a
+left join outlets as o using (device, draw_seq)
 cross join settings as s

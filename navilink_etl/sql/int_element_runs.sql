@@ -10,11 +10,23 @@
 -- episode is a run of samples with a heat source on or heating demand (operationBusy).
 -- Stored; rows are keyed by the local day the run starts (local_day) and depend on samples up to
 -- run_end.
+-- Cost: no window over every piece (the piece before's state comes with int_intervals); the
+-- windows run on the few pieces that start an episode or have an element on, and the 2 h of draws
+-- before each run are summed for the run's start only.
 -- Inputs: int_intervals, int_energy_slots, settings. Units: Wh, s, $, degC, min.
 with
 
 pieces as (
-    select * from int_intervals
+    select
+        device, interval_start, interval_end, duration_s, sample_at, after_gap, element_on,
+        heating_on or heating_demand as active, drawing, setpoint_c, anti_legionella_active,
+        dhw_mode, operation_mode, ambient_c, tank_upper_c, tank_lower_c, tank_mean_c, element_wh,
+        -- the piece before's (int_intervals)
+        coalesce(prev_active, false) as prev_active,
+        coalesce(prev_setpoint_c, setpoint_c) as prev_setpoint_c,
+        -- whether the piece before is an element piece too (a run can continue only then)
+        coalesce(prev_element_on, false) as prev_element_on
+    from int_intervals
 ),
 
 slots as (
@@ -25,18 +37,9 @@ settings as (
     select timezone, freeze_tank_max_c from settings
 ),
 
-marked as (
-    select
-        p.*,
-        p.heating_on or p.heating_demand as active,
-        coalesce(lag(p.heating_on or p.heating_demand) over w, false) as prev_active,
-        coalesce(lag(p.setpoint_c) over w, p.setpoint_c) as prev_setpoint_c,
-        sum(case when p.drawing then p.duration_s else 0 end) over recent / 60.0 as draw_min_2h
-    from pieces as p
-    window
-        w as (partition by p.device order by p.interval_start),
-        recent as (partition by p.device order by p.interval_start
-                   range between interval 2 hours preceding and current row)
+-- the pieces that start a heating episode, and those with an element on (the only ones kept)
+sparse as (
+    select * exclude (drawing) from pieces where element_on or (active and not prev_active)
 ),
 
 episodes as (
@@ -47,7 +50,7 @@ episodes as (
             over w as episode_setpoint_before_c,
         last_value(case when m.active and not m.prev_active then m.setpoint_c end ignore nulls)
             over w as episode_setpoint_c
-    from marked as m
+    from sparse as m
     window w as (partition by m.device order by m.interval_start
                  rows between unbounded preceding and current row)
 ),
@@ -69,14 +72,15 @@ caused as (
         end as cause
     from episodes as e
     cross join settings as s
+    where e.element_on
 ),
 
 changes as (
     select
         c.*,
-        -- a new run at every piece without an element, a change of cause, or a long gap (the two
-        -- halves of a sample split at midnight share its flags: only its first counts)
-        not c.element_on or c.cause is distinct from lag(c.cause) over w
+        -- a new run after a piece without an element, at a change of cause, or at a long gap (the
+        -- two halves of a sample split at midnight share its flags: only its first counts)
+        not c.prev_element_on or c.cause is distinct from lag(c.cause) over w
             or (c.after_gap and c.interval_start = c.sample_at) as new_run
     from caused as c
     window w as (partition by c.device order by c.interval_start)
@@ -111,15 +115,43 @@ runs as (
         arg_min(tank_upper_c, interval_start) as tank_upper_start_c,
         arg_min(tank_lower_c, interval_start) as tank_lower_start_c,
         arg_min(setpoint_c, interval_start) as setpoint_c,
-        arg_min(episode_setpoint_before_c, interval_start) as setpoint_before_c,
-        arg_min(draw_min_2h, interval_start) as draw_min_2h
+        arg_min(episode_setpoint_before_c, interval_start) as setpoint_before_c
     from keyed
-    where element_on
     group by device, run_key
+),
+
+draw_pieces as (
+    select device, interval_start, duration_s, cast(floor(epoch(interval_start) / 3600) as bigint) as hour
+    from pieces
+    where drawing
+),
+
+run_hours as (
+    select
+        device, run_start,
+        unnest(range(cast(floor((epoch(run_start) - 2 * 3600) / 3600) as bigint),
+                     cast(floor(epoch(run_start) / 3600) as bigint) + 1)) as hour
+    from runs
+),
+
+recent_draws as (
+    -- minutes of draws in the 2 h up to the run's start (pieces starting in [start - 2 h, start]),
+    -- found by hour (a hash join)
+    select
+        h.device,
+        h.run_start,
+        coalesce(sum(d.duration_s), 0) / 60.0 as draw_min_2h
+    from run_hours as h
+    left join draw_pieces as d
+        on d.device = h.device and d.hour = h.hour
+        and d.interval_start between h.run_start - interval 2 hours and h.run_start
+    group by h.device, h.run_start
 )
 
 select
     r.*,
+    d.draw_min_2h,
     cast(timezone(s.timezone, r.run_start) as date) as local_day
 from runs as r
+join recent_draws as d using (device, run_start)
 cross join settings as s

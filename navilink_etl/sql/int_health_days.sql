@@ -26,26 +26,27 @@ sequenced as (
     window w as (partition by x.device order by x.received_at)
 ),
 
-run_marks as (
+-- compressor runs seen from their start to the first sample without the compressor: the samples
+-- that start a run, and those that end one (the first without the compressor after one with it or
+-- unknown); in time order, the next of the latter after a start ends its run
+run_edges as (
     select
-        q.*,
-        q.compressor_on and not coalesce(q.prev_compressor_on, true) as run_starts,
-        sum(case when q.compressor_on and not coalesce(q.prev_compressor_on, true) then 1 else 0 end)
-            over (partition by q.device order by q.received_at) as run_seq
+        q.device, q.local_day, q.error_code, q.received_at, q.compressor_on
     from sequenced as q
+    where (q.compressor_on and not coalesce(q.prev_compressor_on, true))
+       or (not q.compressor_on and q.prev_compressor_on is distinct from false)
 ),
 
 runs as (
-    -- compressor runs seen from their start to the first sample without the compressor
     select
-        device,
-        arg_min(local_day, received_at) filter (where run_starts) as local_day,
-        arg_min(error_code, received_at) filter (where run_starts) as error_code,
-        min(received_at) filter (where run_starts) as run_start,
-        min(received_at) filter (where not compressor_on) as run_end
-    from run_marks
-    where run_seq > 0
-    group by device, run_seq
+        e.device,
+        e.local_day,
+        e.error_code,
+        e.received_at as run_start,
+        lead(e.received_at) over (partition by e.device order by e.received_at) as run_end,
+        e.compressor_on as run_starts
+    from run_edges as e
+    qualify run_starts
 ),
 
 short_runs as (

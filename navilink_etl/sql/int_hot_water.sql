@@ -14,7 +14,11 @@
 with
 
 samples as (
-    select * from stg_status
+    select
+        device, received_at, local_day, setpoint_c, min_setpoint_c, full_recovery_wh,
+        energy_to_setpoint_wh, tank_mean_c, tank_upper_c, tank_lower_c, ambient_c, power_w,
+        drawing, compressor_on, upper_element_on, lower_element_on
+    from stg_status
 ),
 
 settings as (
@@ -25,6 +29,17 @@ settings as (
     from settings
 ),
 
+hottest as (
+    -- the top keeps the hottest water the upper thermistor saw in the last 3 h (cooling slowly)
+    select
+        p.*,
+        max(p.tank_upper_c + epoch(p.received_at) / 3600.0 * 0.5) over (
+            partition by p.device order by p.received_at
+            range between interval 3 hours preceding and current row)
+            - epoch(p.received_at) / 3600.0 * 0.5 as top_max_c
+    from samples as p
+),
+
 capacity as (
     select
         x.*,
@@ -32,7 +47,7 @@ capacity as (
             x.full_recovery_wh
                 / nullif(x.setpoint_c - coalesce(x.min_setpoint_c, s.default_reference_c), 0),
             s.default_capacity_wh_per_k) as capacity_wh_per_k
-    from samples as x
+    from hottest as x
     cross join settings as s
 ),
 
@@ -58,24 +73,13 @@ profile as (
     cross join settings as s
 ),
 
-hottest as (
-    -- the top keeps the hottest water the upper thermistor saw in the last 3 h (cooling slowly)
-    select
-        p.*,
-        max(p.tank_upper_c + epoch(p.received_at) / 3600.0 * 0.5) over (
-            partition by p.device order by p.received_at
-            range between interval 3 hours preceding and current row)
-            - epoch(p.received_at) / 3600.0 * 0.5 as top_max_c
-    from profile as p
-),
-
 outlet as (
     select
         p.*,
         -- a stratified tank is at least as hot at its top as at the upper thermistor
         least(greatest(2 * p.top_layer_mean_c - p.tank_upper_c, p.tank_upper_c),
               greatest(p.tank_upper_c, p.top_max_c)) as outlet_c
-    from hottest as p
+    from profile as p
     cross join settings as s
 ),
 

@@ -17,6 +17,8 @@
 -- mode), draw_seq (int_draw_base: per start of dhwUse). They count from the first sample read (a
 -- refresh reads a window of days), so they identify runs but never number them: the marts do.
 -- All are counted per sample: the two pieces of a sample split at midnight share every flag.
+-- prev_active (a heat source on or heating demand), prev_setpoint_c and prev_element_on are the
+-- piece before's, so that int_element_runs needs no window over every piece.
 with
 
 aligned as (
@@ -46,7 +48,10 @@ running as (
         sum(cast(a.operation_mode is distinct from a.prev_operation_mode as integer)) over w
             as op_run,
         sum(cast(a.dhw_mode is distinct from a.prev_dhw_mode as integer)) over w as dhw_run,
-        sum(cast(coalesce(a.drawing, false) and not a.prev_drawing as integer)) over w as draw_seq
+        sum(cast(coalesce(a.drawing, false) and not a.prev_drawing as integer)) over w as draw_seq,
+        lag(a.heating_on or coalesce(a.heating_demand, false)) over w as prev_sample_active,
+        lag(a.setpoint_c) over w as prev_sample_setpoint_c,
+        lag(a.element_on) over w as prev_sample_element_on
     from (
         select
             al.*,
@@ -141,7 +146,13 @@ final as (
         cast(quiet_run as bigint) as quiet_run,
         cast(op_run as bigint) as op_run,
         cast(dhw_run as bigint) as dhw_run,
-        cast(draw_seq as bigint) as draw_seq
+        cast(draw_seq as bigint) as draw_seq,
+        -- the piece before (NULL for the first read): the sample before, or for the second part
+        -- of a sample split at midnight the sample itself
+        case part when 0 then prev_sample_active
+                  else heating_on or coalesce(heating_demand, false) end as prev_active,
+        case part when 0 then prev_sample_setpoint_c else setpoint_c end as prev_setpoint_c,
+        case part when 0 then prev_sample_element_on else element_on end as prev_element_on
     from pieces
 )
 

@@ -23,6 +23,7 @@ settings as (
 ),
 
 sequenced as (
+    -- one ordered pass over every sample (narrow): its neighbours' values
     select
         x.device, x.received_at, x.drawing, x.tank_upper_c, x.delivery_c, x.inlet_c, x.tank_gal,
         x.hottest_c, x.gallons_available,
@@ -42,15 +43,17 @@ sequenced as (
 ),
 
 numbered as (
+    -- draws numbered over the drawing samples only (the others start none)
     select
         q.*,
-        sum(case when q.drawing and not coalesce(q.prev_drawing, false) then 1 else 0 end)
+        sum(case when not coalesce(q.prev_drawing, false) then 1 else 0 end)
             over (partition by q.device order by q.received_at) as draw_seq
     from sequenced as q
+    where q.drawing
 ),
 
 draw_samples as (
-    select * from numbered where drawing and next_at is not null
+    select * from numbered where next_at is not null
 ),
 
 anchors as (
