@@ -664,7 +664,15 @@ class Heater:
         comp_on = self.comp_on
         e_comp = q_hp = 0.0
         if comp_on:
-            p, cop = self._hp if self._hp_at == t else self._hp_perf()
+            if self._hp_at == t:
+                p, cop = self._hp
+            else:  # _hp_perf(), inline
+                self._hp_at = t
+                nodes = tank.t
+                k = tank.spec.condenser_nodes
+                p, cop = hp_performance_c(0.5 * (sum(nodes) / len(nodes) + sum(nodes[:k]) / k), amb)
+                cop *= self.cop_scale
+                self._hp = (p, cop)
             e_comp = p * h
             q_hp = e_comp * cop
         e_fan = self.fan_prerun_w() * h if phase == HP_PRERUN else 0.0

@@ -88,8 +88,7 @@ def hp_performance_c(tank_c: float, ambient_c: float) -> tuple[float, float]:
 class Tank:
     """Node temperatures (degC, bottom first) and the step that moves them."""
 
-    __slots__ = ("_c_node", "_decay", "_decay_ua", "_hp_i", "_k", "_lo_i", "_spec", "_ua_node",
-                 "_up_i", "_v_node", "t")
+    __slots__ = ("_c_node", "_decay", "_decay_ua", "_ua_node", "_v_node", "spec", "t")
 
     def __init__(self, spec: TankSpec, initial_c: float | list[float]) -> None:
         self.spec = spec
@@ -102,18 +101,6 @@ class Tank:
         self._v_node = spec.water_l / n
         self._decay: dict[float, tuple[float, float]] = {}  # dt -> (a, 1 - a) at _decay_ua
         self._decay_ua = self._ua_node
-
-    @property
-    def spec(self) -> TankSpec:
-        return self._spec
-
-    @spec.setter
-    def spec(self, spec: TankSpec) -> None:
-        self._spec = spec
-        self._k = spec.condenser_nodes
-        self._hp_i = spec.condenser_nodes - 1
-        self._up_i = spec.upper_element_node
-        self._lo_i = spec.lower_element_node
 
     @property
     def mean_c(self) -> float:
@@ -166,17 +153,19 @@ class Tank:
         """``step`` with positional arguments (the controller's per-step call)."""
         t = self.t
         cn = self._c_node
+        spec = self.spec
         if heat_hp_wh:
-            k = self._k
+            k = spec.condenser_nodes
             d = heat_hp_wh / (k * cn)
             for i in range(k):
                 t[i] += d
         if heat_upper_wh:
-            t[self._up_i] += heat_upper_wh / cn
+            t[spec.upper_element_node] += heat_upper_wh / cn
         if heat_lower_wh:
-            t[self._lo_i] += heat_lower_wh / cn
+            t[spec.lower_element_node] += heat_lower_wh / cn
         # standby loss, per node against the room (exact exponential decay per node)
-        a, g = self._decay_of(dt_s)
+        d = self._decay.get(dt_s) if self._ua_node == self._decay_ua else None
+        a, g = d if d is not None else self._decay_of(dt_s)
         s0 = sum(t)
         pull = ambient_c * a
         t[:] = [x * g + pull for x in t]
@@ -199,15 +188,11 @@ class Tank:
         # heat added uniformly to a zone of a stratified tank can only invert at the zone's top:
         # pool there (upper zone first), then check the whole column once
         if heat_upper_wh:
-            i = self._up_i
-            if i + 1 < len(t) and not t[i] <= t[i + 1]:
-                self._pool_above(i)
+            self._pool_above(spec.upper_element_node)
         if heat_hp_wh:
-            i = self._hp_i
-            if i + 1 < len(t) and not t[i] <= t[i + 1]:
-                self._pool_above(i)
+            self._pool_above(spec.condenser_nodes - 1)
         if heat_lower_wh:
-            self._pool_above(self._lo_i)
+            self._pool_above(spec.lower_element_node)
         if t != sorted(t):
             self.mix()
         return loss_wh, draw_l, draw_wh
