@@ -164,8 +164,8 @@ class Tank:
         if heat_lower_wh:
             t[spec.lower_element_node] += heat_lower_wh / cn
         # standby loss, per node against the room (exact exponential decay per node)
-        d = self._decay.get(dt_s) if self._ua_node == self._decay_ua else None
-        a, g = d if d is not None else self._decay_of(dt_s)
+        decay = self._decay.get(dt_s) if self._ua_node == self._decay_ua else None
+        a, g = decay if decay is not None else self._decay_of(dt_s)
         s0 = sum(t)
         pull = ambient_c * a
         t[:] = [x * g + pull for x in t]
