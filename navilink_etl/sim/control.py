@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ..physics import F_AT_0_C, F_PER_K
 from ..protocol import DhwMode, Event
 from .draws import Draw, DrawStream, NoDraws
 from .ledger import TruthLog
-from .plant import HP_LOCKOUT_F, Tank, TankSpec, c_to_f, hp_performance
+from .plant import HP_LOCKOUT_F, Tank, TankSpec, c_to_f, hp_performance_c
 from .schedule import LoadShift
 from .weather import Weather, inlet_c
 
@@ -225,7 +226,12 @@ class Heater:
         """Compressor input W and COP for the step starting now (computed once per step)."""
         if self._hp_at != self.t:
             self._hp_at = self.t
-            p, cop = hp_performance(self.tank.hp_map_c, self.ambient_c)
+            tank = self.tank
+            nodes = tank.t
+            k = tank.spec.condenser_nodes
+            # Tank.hp_map_c, inline
+            p, cop = hp_performance_c(0.5 * (sum(nodes) / len(nodes) + sum(nodes[:k]) / k),
+                                      self.ambient_c)
             self._hp = (p, cop * self.cop_scale)
         return self._hp
 
@@ -331,36 +337,49 @@ class Heater:
             self._timed_settings()
         tank = self.tank
         nodes = tank.t
-        up, lo = nodes[tank.spec.upper_sensor_node], nodes[tank.spec.lower_sensor_node]
+        spec = tank.spec
+        up, lo = nodes[spec.upper_sensor_node], nodes[spec.lower_sensor_node]
         sp = self.setpoint_half_c / 2.0
-        eff = self.effective_mode()
+        # effective_mode(), inline
+        power_on = self.power_on
+        mode = self.mode
+        if not power_on:
+            eff = 0
+        elif mode == _VACATION:
+            eff = self.prev_mode if t >= self.vacation_end - 9 * 3600 else 0
+        else:
+            eff = mode
         if self.schedule is not None:
             sp, eff = self.schedule.adjust(t, sp, eff)
         want_hp = want_up = want_lo = False
         fz = self.freeze_half_c / 2.0
-        if not self.freeze_active and min(up, lo) < fz:
-            self.freeze_active = True
+        freeze = self.freeze_active
+        if not freeze and min(up, lo) < fz:
+            self.freeze_active = freeze = True
             self.pending_trigger, self.pending_at = "freeze_protection", t
-        elif self.freeze_active and min(up, lo) >= fz + 8.0:
-            self.freeze_active = False
+        elif freeze and min(up, lo) >= fz + 8.0:
+            self.freeze_active = freeze = False
         was_busy = self.busy
-        if self.al_active:
+        al_active = self.al_active
+        demand = self.demand
+        if al_active:
             target = max(sp, 60.0)
             want_up = up < target
             want_lo = not want_up and lo < target
             if not (want_up or want_lo):
-                self.al_active = False
-            self.demand = self.al_active
+                self.al_active = al_active = False
+            demand = al_active
         elif eff:
-            if not self.demand:
+            if not demand:
                 diff = self.electric_on_diff_k if eff == _ELECTRIC else self.hp_on_diff_k
                 if lo < sp - diff or up < sp - self.upper_on_diff_k:
-                    self.demand = True
+                    demand = True
             elif lo >= sp and up >= sp - 0.5:
-                self.demand = False
+                demand = False
                 self.upper_latch = False
-            if self.demand:
-                if eff == _ELECTRIC or c_to_f(self.ambient_c) < HP_LOCKOUT_F:  # elements only
+            if demand:
+                # c_to_f(ambient) < HP_LOCKOUT_F, inline: elements only
+                if eff == _ELECTRIC or self.ambient_c * F_PER_K + F_AT_0_C < HP_LOCKOUT_F:
                     if up < sp - 2.0:
                         self.upper_latch = True
                     elif up >= sp:
@@ -377,13 +396,14 @@ class Heater:
                             self.upper_latch = False
                         want_up = self.upper_latch
         else:
-            self.demand = False
+            demand = False
             self.upper_latch = False
+        self.demand = demand
         freeze_only = False
-        if self.freeze_active and not (want_up or want_lo or want_hp):
+        if freeze and not (want_up or want_lo or want_hp):
             want_lo = freeze_only = True
-        self.busy = self.demand or self.al_active or self.freeze_active
-        if self.busy and not was_busy:
+        self.busy = busy = demand or al_active or freeze
+        if busy and not was_busy:
             trig = self.pending_trigger if t - self.pending_at < 600.0 else None
             if trig is None:
                 drawing = self.draw is not None or t - self.last_draw_end < 1800.0
@@ -395,30 +415,45 @@ class Heater:
         else:
             self.element_cause = None
         # heat-pump start sequence
+        phase = self.phase
         if want_hp:
-            if self.phase == HP_OFF:
+            if phase == HP_OFF:
                 hold = max(self.last_comp_stop + self.min_off_s, self.power_on_hold_until)
                 if t < hold:
-                    self.phase, self.phase_until = HP_HOLD, hold
+                    phase, self.phase_until = HP_HOLD, hold
                 else:
-                    self.phase, self.phase_until = HP_PRERUN, t + self.start_delay_s
-            if self.phase == HP_HOLD and t >= self.phase_until:
-                self.phase, self.phase_until = HP_PRERUN, t + self.start_delay_s
-            if self.phase == HP_PRERUN and t >= self.phase_until:
-                self.phase, self.phase_until = HP_RUN, _INF
+                    phase, self.phase_until = HP_PRERUN, t + self.start_delay_s
+            if phase == HP_HOLD and t >= self.phase_until:
+                phase, self.phase_until = HP_PRERUN, t + self.start_delay_s
+            if phase == HP_PRERUN and t >= self.phase_until:
+                phase, self.phase_until = HP_RUN, _INF
                 self.comp_started = t
         else:
-            if self.phase == HP_RUN:
+            if phase == HP_RUN:
                 self.last_comp_stop = t
-            self.phase, self.phase_until = HP_OFF, _INF
-        self.comp_on = self.phase == HP_RUN
-        self.upper_on, self.lower_on = want_up, want_lo and not want_up
-        heating = self.comp_on or self.upper_on or self.lower_on
+            phase, self.phase_until = HP_OFF, _INF
+        self.phase = phase
+        self.comp_on = comp_on = phase == HP_RUN
+        upper_on, lower_on = want_up, want_lo and not want_up
+        self.upper_on, self.lower_on = upper_on, lower_on
+        heating = comp_on or upper_on or lower_on
         if heating and self.cycle is None:
             self._open_cycle(t)
-        elif self.cycle is not None and not heating and not self.busy:
+        elif self.cycle is not None and not heating and not busy:
             self._close_cycle()
-        sig = self._signature()
+        # _signature(), inline (heat_use() with the state just set)
+        if not power_on:
+            use = 0
+        elif mode in (_SAVER, _BOOST):
+            use = 3
+        elif mode == _HEAT_PUMP:
+            use = 1 if busy else 0
+        elif mode == _ELECTRIC:
+            use = 2 if busy else 0
+        else:
+            use = 0
+        sig = (comp_on, upper_on, lower_on,
+               (0x20 if phase != HP_OFF else 0) | (0x40 if upper_on or lower_on else 0), busy, use)
         if sig != self._sig:
             old = self._sig
             self._sig = sig
@@ -459,21 +494,31 @@ class Heater:
     def advance_to(self, t_end: float) -> None:
         """Step the plant to ``t_end``; decisions due at ``t_end`` are taken (and pushed) on arrival."""
         step = self.step_s
-        while self.t < t_end - 1e-6:
-            if t_end - self.t > 20 * step and self.idle_limit(t_end) > self.t + 2 * step:
+        floor = math.floor
+        integrate, begin_step = self._integrate, self._begin_step
+        while (t := self.t) < t_end - 1e-6:
+            # idle_limit is t itself while anything runs: only ask it when the plant may be idle
+            if t_end - t > 20 * step and self.phase == HP_OFF and not self.busy \
+                    and self.draw is None and self.idle_limit(t_end) > t + 2 * step:
                 self.fast_idle(t_end)  # a long idle stretch in closed form
                 continue
-            t = self.t
-            nb = min(t_end, (math.floor(t / step + 1e-9) + 1) * step, self._next_event())
+            # the next boundary: t_end, the step grid or _next_event(), whichever comes first
+            draw = self.draw
+            nxt = min(self.phase_until, self.plan_next)
+            if draw is not None:
+                nxt = min(nxt, draw.end)
+            elif self.next_draw is not None:
+                nxt = min(nxt, self.next_draw.start)
+            nb = min(t_end, (floor(t / step + 1e-9) + 1) * step, nxt)
             if nb <= t:
                 nb = min(t_end, t + step)
-            self._integrate(t, nb - t)
+            integrate(t, nb - t)
             self.t = nb
-            if self.draw is not None and self.draw.end <= nb + 1e-6:
+            if draw is not None and draw.end <= nb + 1e-6:
                 self._close_draw()
             if nb >= self._minute_end - 1e-6:
                 self._close_minute()
-            self._begin_step()
+            begin_step()
 
     def decide(self) -> None:
         """Take the decisions due now (after ``fast_idle(decide=False)``)."""
@@ -588,7 +633,10 @@ class Heater:
         m[6] += float(cum_loss[k_stop] - cum_loss[prev_k])
         self._macc = m
         # commit the state at boundary k_stop, then decide there as the step path would
-        tank.t = [rk[k_stop] * x + s_k[k_stop] for x in tank.t]
+        # (as Python floats: the same IEEE products and sums as numpy's, and every later step's
+        # arithmetic on the nodes runs several times faster than on numpy scalars)
+        r, s = float(rk[k_stop]), float(s_k[k_stop])
+        tank.t = [r * x + s for x in tank.t]
         self.cooling_k = float(cooling[k_stop])
         self.t = float(times[k_stop])
         self._minute_end = (math.floor(self.t / TRUTH_STEP_S + 1e-9) + 1) * TRUTH_STEP_S
@@ -601,8 +649,11 @@ class Heater:
         h = dt / 3600.0
         tank = self.tank
         amb = self.ambient_c
-        if (self.phase == HP_OFF or self.phase == HP_HOLD) and self.draw is None and \
-                self.cycle is None and not (self.upper_on or self.lower_on):
+        phase = self.phase
+        draw = self.draw
+        up_on, lo_on = self.upper_on, self.lower_on
+        el_on = up_on or lo_on
+        if phase <= HP_HOLD and draw is None and self.cycle is None and not el_on:  # OFF or HOLD
             # idle: standby loss only (uniform decay keeps the stratification: no mixing)
             loss = tank.idle_step(dt, amb)
             self.cooling_k *= math.exp(-dt / 2700.0)
@@ -610,24 +661,32 @@ class Heater:
             m[3] += self.controls_w * h
             m[6] += loss
             return
+        comp_on = self.comp_on
         e_comp = q_hp = 0.0
-        if self.comp_on:
-            p, cop = self._hp_perf()
+        if comp_on:
+            if self._hp_at == t:
+                p, cop = self._hp
+            else:  # _hp_perf(), inline
+                self._hp_at = t
+                nodes = tank.t
+                k = tank.spec.condenser_nodes
+                p, cop = hp_performance_c(0.5 * (sum(nodes) / len(nodes) + sum(nodes[:k]) / k), amb)
+                cop *= self.cop_scale
+                self._hp = (p, cop)
             e_comp = p * h
             q_hp = e_comp * cop
-        e_fan = self.fan_prerun_w() * h if self.phase == HP_PRERUN else 0.0
-        e_up = self.element_w * h if self.upper_on else 0.0
-        e_lo = self.element_w * h if self.lower_on else 0.0
+        e_fan = self.fan_prerun_w() * h if phase == HP_PRERUN else 0.0
+        e_up = self.element_w * h if up_on else 0.0
+        e_lo = self.element_w * h if lo_on else 0.0
         e_sb = self.controls_w * h + e_fan
-        draw = self.draw
-        inlet = self.inlet(t) if draw is not None else 0.0
-        loss, draw_l, draw_wh = tank.step(dt, heat_hp_wh=q_hp, heat_upper_wh=e_up, heat_lower_wh=e_lo,
-                                          draw_lpm=draw.flow_lpm if draw is not None else 0.0,
-                                          inlet_c=inlet, ambient_c=amb)
+        if draw is not None:
+            loss, draw_l, draw_wh = tank.advance(dt, q_hp, e_up, e_lo, draw.flow_lpm, self.inlet(t), amb)
+        else:
+            loss, draw_l, draw_wh = tank.advance(dt, q_hp, e_up, e_lo, 0.0, 0.0, amb)
         # the running heat pump pulls its room down a little (first order, ~45 min)
-        target = self.weather.room_cooling_k() if self.comp_on else 0.0
+        target = self.weather.room_cooling_k() if comp_on else 0.0
         self.cooling_k += (target - self.cooling_k) * (1.0 - math.exp(-dt / 2700.0))
-        if self.phase != HP_OFF and self.phase != HP_HOLD:
+        if phase > HP_HOLD:  # PRERUN or RUN
             self.fan_hours += h
         # EMS day accumulators (device's local day)
         lo_b, hi_b = self._ems_bounds
@@ -635,42 +694,45 @@ class Heater:
             self._ems_roll(t)
         acc = self.ems[self._ems_day]
         acc[0] += e_comp + e_fan
-        acc[1] += e_up + e_lo
-        if self.comp_on:
+        e_el = e_up + e_lo
+        acc[1] += e_el
+        if comp_on:
             acc[2] += dt
-        if self.upper_on or self.lower_on:
+        if el_on:
             acc[3] += dt
         # truth
         if draw is not None:
-            self._draw_acc[0] += draw_l
-            self._draw_acc[1] += draw_wh
-            self._draw_acc[2] = min(self._draw_acc[2], tank.t[-1])  # the top node feeds the outlet
-            if tank.t[-1] < DELIVERY_105F_C:
-                self._draw_acc[3] += draw_l
+            da = self._draw_acc
+            top = tank.t[-1]  # the top node feeds the outlet
+            da[0] += draw_l
+            da[1] += draw_wh
+            da[2] = min(da[2], top)
+            if top < DELIVERY_105F_C:
+                da[3] += draw_l
             self._m_draw = draw.draw_id
-        heating = self.comp_on or self.upper_on or self.lower_on
         m = self._macc
         m[0] += e_comp
         m[1] += e_up
         m[2] += e_lo
         m[3] += e_sb
         m[4] += q_hp
-        m[5] += e_up + e_lo
+        m[5] += e_el
         m[6] += loss
         m[7] += draw_l
         m[8] += draw_wh
-        m[9] += dt if self.comp_on else 0.0
-        m[10] += dt if (self.upper_on or self.lower_on) else 0.0
+        m[9] += dt if comp_on else 0.0
+        m[10] += dt if el_on else 0.0
         if e_up or e_lo:
             cause = self.element_cause or "unknown"
-            self._m_cause[cause] = self._m_cause.get(cause, 0.0) + e_up + e_lo
+            mc = self._m_cause
+            mc[cause] = mc.get(cause, 0.0) + e_up + e_lo  # this order: the same sums
         c = self.cycle
         if c is not None:
             c[0] += e_comp
-            c[1] += e_up + e_lo
+            c[1] += e_el
             c[2] += e_sb
             c[3] += q_hp
-            c[4] += e_up + e_lo
+            c[4] += e_el
             c[5] += loss
             c[6] += draw_wh
             c[7] += amb * dt
@@ -678,7 +740,7 @@ class Heater:
             self._m_cycle = self.cycle_id
             if draw is not None:
                 self.cycle_draw = True
-            if heating:
+            if comp_on or el_on:
                 self.cycle_last_on = t + dt
 
     def _ems_roll(self, t: float) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
-from ..cop import HP_LOCKOUT_F, hp_performance
-from ..physics import WH_PER_L_K, c_to_f
+from ..cop import AMBIENT_MAX_F, AMBIENT_MIN_F, COP_FLOOR, HP_LOCKOUT_F, HP_MAP, hp_performance
+from ..physics import F_AT_0_C, F_PER_K, WH_PER_L_K, c_to_f
 
 WATER_L = {50: 189.2, 65: 241.7, 80: 302.8}
 UA_W_PER_K = {50: 1.9, 65: 2.1, 80: 2.5}
@@ -21,7 +22,7 @@ ELEMENT_W = {240: 5000.0, 208: 3755.0}
 # The heat-pump map, the lockout and the unit constants have their own homes (re-exported here
 # for the simulator's modules).
 __all__ = ["ELEMENT_W", "HP_LOCKOUT_F", "UA_W_PER_K", "WATER_L", "WH_PER_L_K", "Tank", "TankSpec",
-           "c_to_f", "hp_performance"]
+           "c_to_f", "hp_performance", "hp_performance_c"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +57,38 @@ class TankSpec:
         return self.water_l * WH_PER_L_K
 
 
+def _hp_segments() -> tuple[tuple[float, tuple[float, ...]], ...]:
+    """``HP_MAP`` as segments (start degF, span, a, da, b, db, c, dc, d, dd), last first."""
+    segs = []
+    for lo, hi in pairwise(HP_MAP):
+        segs.append((lo[0], (lo[0], hi[0] - lo[0], lo[1], hi[1] - lo[1], lo[2], hi[2] - lo[2],
+                             lo[3], hi[3] - lo[3], lo[4], hi[4] - lo[4])))
+    return tuple(reversed(segs))
+
+
+_HP_SEGMENTS = _hp_segments()
+_HP_FIRST = _HP_SEGMENTS[-1][1]
+
+
+def hp_performance_c(tank_c: float, ambient_c: float) -> tuple[float, float]:
+    """``cop.hp_performance`` with the map's segments prepared once: the same operations in the
+    same order, so the same floats to the last bit (the simulator calls it every running step)."""
+    amb_f = min(max(ambient_c * F_PER_K + F_AT_0_C, AMBIENT_MIN_F), AMBIENT_MAX_F)
+    seg = _HP_FIRST
+    for x0, s in _HP_SEGMENTS[:-1]:  # cop._segment: the last segment starting at or below
+        if amb_f >= x0:
+            seg = s
+            break
+    x0, span, a0, da, b0, db, c0, dc, d0, dd = seg
+    f = (amb_f - x0) / span
+    t_f = tank_c * F_PER_K + F_AT_0_C
+    return (a0 + f * da) + (b0 + f * db) * t_f, max(COP_FLOOR, (c0 + f * dc) + (d0 + f * dd) * t_f)
+
+
 class Tank:
     """Node temperatures (degC, bottom first) and the step that moves them."""
 
-    __slots__ = ("_c_node", "_ua_node", "_v_node", "spec", "t")
+    __slots__ = ("_c_node", "_decay", "_decay_ua", "_ua_node", "_v_node", "spec", "t")
 
     def __init__(self, spec: TankSpec, initial_c: float | list[float]) -> None:
         self.spec = spec
@@ -70,6 +99,8 @@ class Tank:
         self._c_node = spec.capacity_wh_per_k / n
         self._ua_node = spec.ua_w_per_k / n
         self._v_node = spec.water_l / n
+        self._decay: dict[float, tuple[float, float]] = {}  # dt -> (a, 1 - a) at _decay_ua
+        self._decay_ua = self._ua_node
 
     @property
     def mean_c(self) -> float:
@@ -98,30 +129,50 @@ class Tank:
     def stored_wh(self, reference_c: float) -> float:
         return self.spec.capacity_wh_per_k * (self.mean_c - reference_c)
 
+    def _decay_of(self, dt_s: float) -> tuple[float, float]:
+        """(a, 1 - a): the standby loss's exact per-node decay over ``dt_s`` (cached per UA)."""
+        ua = self._ua_node
+        if ua != self._decay_ua:  # a fault changed the UA
+            self._decay = {}
+            self._decay_ua = ua
+        d = self._decay.get(dt_s)
+        if d is None:
+            a = 1.0 - math.exp(-ua * dt_s / 3600.0 / self._c_node)
+            d = self._decay[dt_s] = (a, 1.0 - a)
+        return d
+
     def step(self, dt_s: float, *, heat_hp_wh: float, heat_upper_wh: float, heat_lower_wh: float,
              draw_lpm: float, inlet_c: float, ambient_c: float) -> tuple[float, float, float]:
         """Advance ``dt_s``: add heat, lose heat to the room, draw. Returns (loss Wh, draw L,
         draw Wh relative to the inlet temperature)."""
+        return self.advance(dt_s, heat_hp_wh, heat_upper_wh, heat_lower_wh, draw_lpm, inlet_c,
+                            ambient_c)
+
+    def advance(self, dt_s: float, heat_hp_wh: float, heat_upper_wh: float, heat_lower_wh: float,
+                draw_lpm: float, inlet_c: float, ambient_c: float) -> tuple[float, float, float]:
+        """``step`` with positional arguments (the controller's per-step call)."""
         t = self.t
-        n = len(t)
         cn = self._c_node
+        spec = self.spec
         if heat_hp_wh:
-            k = self.spec.condenser_nodes
+            k = spec.condenser_nodes
             d = heat_hp_wh / (k * cn)
             for i in range(k):
                 t[i] += d
         if heat_upper_wh:
-            t[self.spec.upper_element_node] += heat_upper_wh / cn
+            t[spec.upper_element_node] += heat_upper_wh / cn
         if heat_lower_wh:
-            t[self.spec.lower_element_node] += heat_lower_wh / cn
+            t[spec.lower_element_node] += heat_lower_wh / cn
         # standby loss, per node against the room (exact exponential decay per node)
-        a = 1.0 - math.exp(-self._ua_node * dt_s / 3600.0 / cn)
-        g = 1.0 - a
+        decay = self._decay.get(dt_s) if self._ua_node == self._decay_ua else None
+        a, g = decay if decay is not None else self._decay_of(dt_s)
         s0 = sum(t)
-        t[:] = [x * g + ambient_c * a for x in t]
+        pull = ambient_c * a
+        t[:] = [x * g + pull for x in t]
         loss_wh = (s0 - sum(t)) * cn
         draw_l = draw_wh = 0.0
         if draw_lpm > 0.0:
+            n = len(t)
             draw_l = draw_lpm * dt_s / 60.0
             frac = draw_l / self._v_node
             sub = max(1, math.ceil(frac / 0.5))  # at most half a node per sub-shift
@@ -136,7 +187,6 @@ class Tank:
             draw_wh = out_k * f * cn
         # heat added uniformly to a zone of a stratified tank can only invert at the zone's top:
         # pool there (upper zone first), then check the whole column once
-        spec = self.spec
         if heat_upper_wh:
             self._pool_above(spec.upper_element_node)
         if heat_hp_wh:
@@ -150,12 +200,11 @@ class Tank:
     def idle_step(self, dt_s: float, ambient_c: float) -> float:
         """Standby loss only; returns the loss in Wh."""
         t = self.t
-        cn = self._c_node
-        a = 1.0 - math.exp(-self._ua_node * dt_s / 3600.0 / cn)
-        g = 1.0 - a
+        a, g = self._decay_of(dt_s)
         s0 = sum(t)
-        t[:] = [x * g + ambient_c * a for x in t]
-        return (s0 - sum(t)) * cn
+        pull = ambient_c * a
+        t[:] = [x * g + pull for x in t]
+        return (s0 - sum(t)) * self._c_node
 
     def _pool_above(self, i: int) -> None:
         """Pool node ``i`` with the colder nodes above it (and warmer ones below the pool) until

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ class _ChunkWriter:
         self.rng = np.random.default_rng([seed & 0xFFFFFFFF, 2718])
         self.push_counter = 0
         self.parsed = 0
+        self.topic = status_topic(dev.mac)
 
     @staticmethod
     def _content_hashes(keys: list[str], umat: np.ndarray) -> list[str]:
@@ -156,9 +158,10 @@ class _ChunkWriter:
             _, by_cmd = np.unique(mat[first, 0], return_index=True)
             pick = self.rng.random(len(first)) < self.verify_fraction
             check = np.union1d(by_cmd, np.flatnonzero(pick))
-        for j in check:
+        getter = itemgetter(*keys)
+        for j in check.tolist():
             i = first[j]
-            h = self._parse_one(keys, mat[i], float(received[i]))
+            h = self._parse_one(keys, getter, mat[i], float(received[i]))
             if h != hashes[j]:
                 raise AssertionError(f"content_hash mismatch: parser {h}, fast path {hashes[j]}")
         self.parsed += len(check)
@@ -186,21 +189,25 @@ class _ChunkWriter:
         )
         return int(self.store.write_status_frame(frame.select(list(status_schema()))))
 
-    def _parse_one(self, keys: list[str], values: np.ndarray, t: float) -> str:
-        """Serialise one payload as the device would, parse it, check that it round-trips."""
+    def _parse_one(self, keys: list[str], getter: Callable[[Any], Any], values: np.ndarray,
+                   t: float) -> str:
+        """Serialise one payload as the device would, parse it, check that it round-trips
+        (``getter``: ``operator.itemgetter(*keys)``)."""
         dev = self.dev
-        status = dict(zip(keys, values.tolist(), strict=True))
+        vals = values.tolist()
+        status = dict(zip(keys, vals, strict=True))
         msg = {
             "protocolVersion": PROTOCOL_VERSION, "clientID": CLIENT_ID, "sessionID": "0",
-            "requestTopic": status_topic(dev.mac),
+            "requestTopic": self.topic,
             "response": {"deviceType": DEVICE_TYPE, "macAddress": dev.mac,
                          "additionalValue": dev.additional_value, "status": status},
         }
         at = datetime.fromtimestamp(t, UTC)
         row = status_row(parse_status(orjson.dumps(msg), received_at=at), received_at=at, source=SOURCE)
-        for k, v in status.items():
-            if row[k] != v:
-                raise AssertionError(f"status.{k} does not round-trip: {v} -> {row[k]}")
+        if getter(row) != tuple(vals):  # (a status has dozens of keys: getter gives a tuple)
+            for k, v in status.items():
+                if row[k] != v:
+                    raise AssertionError(f"status.{k} does not round-trip: {v} -> {row[k]}")
         return str(row["content_hash"])
 
 

@@ -14,6 +14,7 @@ import numpy as np
 LOCATIONS = ("conditioned", "basement", "garage")
 _DAY_S = 86400.0
 _YEAR_DAYS = 365.25
+_ROOM_COOLING_K = {"conditioned": 0.3, "basement": 1.5, "garage": 1.0}
 
 
 def _season(t: float, peak_doy: float) -> float:
@@ -40,7 +41,7 @@ class Weather:
         self.outdoor_mean_c = outdoor_mean_c
         self.outdoor_amplitude_k = outdoor_amplitude_k
         self.fixed_room_c = fixed_room_c
-        self._days: dict[int, np.ndarray] = {}
+        self._days: dict[int, list[float]] = {}
 
     def _noise_day(self, day: int) -> np.ndarray:
         """25 hourly knots of smooth noise for UTC day ``day`` (continuous across midnight)."""
@@ -52,20 +53,22 @@ class Weather:
         knots = np.concatenate([fronts(day), fronts(day + 1)[:1]])
         return np.interp(np.arange(25) / 6.0, np.arange(5), knots)
 
-    def _outdoor_day(self, day: int) -> np.ndarray:
-        arr = self._days.get(day)
-        if arr is None:
-            hours = np.arange(25, dtype=float)
-            t = day * _DAY_S + hours * 3600.0
-            doy = (t / _DAY_S) % _YEAR_DAYS
-            season = np.cos(2.0 * np.pi * (doy - 200.0) / _YEAR_DAYS)
-            diurnal = np.cos(2.0 * np.pi * (hours - 15.0) / 24.0)
-            arr = (self.outdoor_mean_c + self.outdoor_amplitude_k * season + 5.0 * diurnal
-                   + self._noise_day(day))
-            if len(self._days) > 64:
-                self._days.clear()
-            self._days[day] = arr
-        return arr
+    def _outdoor_day(self, day: int) -> list[float]:
+        """25 hourly knots (degC) of UTC day ``day``, as Python floats (read once a minute)."""
+        knots = self._days.get(day)
+        if knots is not None:
+            return knots
+        hours = np.arange(25, dtype=float)
+        t = day * _DAY_S + hours * 3600.0
+        doy = (t / _DAY_S) % _YEAR_DAYS
+        season = np.cos(2.0 * np.pi * (doy - 200.0) / _YEAR_DAYS)
+        diurnal = np.cos(2.0 * np.pi * (hours - 15.0) / 24.0)
+        arr = (self.outdoor_mean_c + self.outdoor_amplitude_k * season + 5.0 * diurnal
+               + self._noise_day(day))
+        if len(self._days) > 64:
+            self._days.clear()
+        knots = self._days[day] = arr.tolist()
+        return knots
 
     def outdoor_c(self, t: float) -> float:
         day = math.floor(t / _DAY_S)
@@ -73,7 +76,7 @@ class Weather:
         arr = self._outdoor_day(day)
         i = min(int(h), 23)
         f = h - i
-        return float(arr[i] * (1.0 - f) + arr[i + 1] * f)
+        return arr[i] * (1.0 - f) + arr[i + 1] * f
 
     def room_c(self, t: float) -> float:
         """Air temperature at the heat pump's intake (before its own cooling of the room)."""
@@ -92,4 +95,4 @@ class Weather:
         """How far the running heat pump pulls its room down (steady state, K)."""
         if self.fixed_room_c is not None:
             return 0.0
-        return {"conditioned": 0.3, "basement": 1.5, "garage": 1.0}[self.location]
+        return _ROOM_COOLING_K[self.location]
