@@ -59,7 +59,13 @@ def local_bounds(first: date, last: date, tz: str) -> tuple[float, float]:
 
 
 def default_period(con: Any, device: str, tz: str, days: int = 7) -> tuple[date, date]:
-    row = one(con, "select min(received_at), max(received_at) from stg_status where device = ?", [device])
+    """The last ``days`` local days with data (from the stored per-day table: reading the
+    ``stg_status`` view would deduplicate the device's whole history)."""
+    row = one(con, "select min(first_sample_at), max(last_sample_at) from int_day_energy "
+              "where device = ?", [device])
+    if row is None or row[0] is None:
+        row = one(con, "select min(received_at), max(received_at) from stg_status where device = ?",
+                  [device])
     if row is None or row[0] is None:
         raise ConfigurationError(f"device {device} has no status samples", device=device)
     first = row[0].astimezone(ZoneInfo(tz)).date()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ..config import NaviLinkConfig
@@ -17,7 +17,7 @@ from ..physics import f_to_c
 from ..protocol import DhwMode, f_from_half_c, half_c_from_f, mode_name
 from ..sim.schedule import MAX_HALF_C, LoadShift, mode_number, setpoint_half_c
 from .db import one, rows
-from .inputs import TwinInputs, default_period, read_inputs
+from .inputs import TwinInputs, default_period, local_bounds, read_inputs
 from .metrics import (
     DEFAULT_DELIVERY_F,
     DEFAULT_PEAK,
@@ -29,6 +29,7 @@ from .metrics import (
 )
 from .params import TwinParams, configured_inlet_c, load_params
 from .replay import Run, Settings, replay
+from .scope import period_scope
 from .tariff import is_tou, price_function
 
 M = dict[str, float | None]
@@ -180,22 +181,25 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
             start, end = start or d0, end or d1
         if end < start:
             raise ConfigurationError(f"--to {end} is before --from {start}", setting="to")
-        min_half = _min_half_c(con, mac)
-        if setpoint_f is not None:
-            setpoint_half_c(setpoint_f, min_half)  # a clear error before any work
-        if mode is not None:
-            mode_number(mode)
-        wanted = shift or peak or DEFAULT_PEAK
-        win = LoadShift.parse(wanted, tz)
-        window = Window(win.start_min, win.end_min, tz)
-        if shift is not None:
-            LoadShift.parse(shift, tz)
-        price, tariff_label = price_function(config, mac, tariff)
-        params = load_params(con, mac, inlet_c=configured_inlet_c(config))
-        delivery_c = f_to_c(delivery_f)
-        say(f"reading {mac} {start}..{end}")
-        inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval),
-                             unseen=unseen_draws)
+        a, b = local_bounds(start, end, tz)
+        with period_scope(con, mac, datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC),
+                          warehouse.data_dir_of(config)):
+            min_half = _min_half_c(con, mac)
+            if setpoint_f is not None:
+                setpoint_half_c(setpoint_f, min_half)  # a clear error before any work
+            if mode is not None:
+                mode_number(mode)
+            wanted = shift or peak or DEFAULT_PEAK
+            win = LoadShift.parse(wanted, tz)
+            window = Window(win.start_min, win.end_min, tz)
+            if shift is not None:
+                LoadShift.parse(shift, tz)
+            price, tariff_label = price_function(config, mac, tariff)
+            params = load_params(con, mac, inlet_c=configured_inlet_c(config))
+            delivery_c = f_to_c(delivery_f)
+            say(f"reading {mac} {start}..{end}")
+            inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval),
+                                 unseen=unseen_draws)
     finally:
         if own:
             con.close()
