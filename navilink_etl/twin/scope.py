@@ -24,7 +24,7 @@ import polars as pl
 
 from .. import warehouse
 
-SCOPE_CONTEXT = timedelta(days=2)  # samples read before the period (look-backs, spin-up)
+SCOPE_CONTEXT = timedelta(days=3)  # samples read before the period (look-backs, a spin-up)
 SCOPE_AFTER = timedelta(hours=6)  # ... and after it (the last sample's interval end)
 SHADOWED = ("stg_status", "int_intervals", "int_energy_slots")
 
