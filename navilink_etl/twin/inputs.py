@@ -247,7 +247,7 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
                      "full tank (end of a recovery, nothing to setpoint); only the period is counted")
     t = s["t"].to_numpy().astype(float)
     t1 = min(b, float(t[-1]) + poll_s)
-    spin_dt = datetime.fromtimestamp(spin_from, UTC)
+    spin_dt = datetime.fromtimestamp(a if spin is None else spin, UTC)  # draws and unseen draws from here
     rt, rc, cooling = room_series(t, s["ambient_c"].to_numpy().astype(float), s["comp"].to_numpy())
     first_ok = s.filter(pl.col("tank_upper_c").is_not_null() & pl.col("tank_lower_c").is_not_null()).row(0, named=True)
     settings: list[tuple[float, int, int]] = []
