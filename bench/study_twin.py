@@ -92,7 +92,7 @@ def _rel(pred: float | None, true: float | None) -> float | None:
 
 
 def run_household(name: str, root: Path, inlet: bool, days_override: int | None = None,
-                  unseen: bool = True) -> dict[str, Any]:
+                  unseen: bool = True, spin_up: bool = True) -> dict[str, Any]:
     """Simulate (or reuse) one household, fit, backcast and predict; the errors per figure."""
     import polars as pl
 
@@ -119,7 +119,8 @@ def run_household(name: str, root: Path, inlet: bool, days_override: int | None 
     warehouse.refresh(cfg)
     t_refresh = time.perf_counter() - t
     t = time.perf_counter()
-    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()], unseen_draws=unseen)
+    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()], unseen_draws=unseen,
+                    spin_up=spin_up)
     t_twin = time.perf_counter() - t
     assert result.inputs is not None
     price, _ = price_function(cfg, result.device)
@@ -212,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-unseen", action="store_true",
                     help="replay only the draws mart's draws (not the micro-draws found from the stored "
                          "energy's unexplained drops): the reference the micro-draws are measured against")
+    ap.add_argument("--no-spin-up", action="store_true",
+                    help="always start the replay at the period's first sample (not at the last full tank "
+                         "in the 48 h before it): the reference the spin-up is measured against")
     ap.add_argument("--jobs", type=int, default=2, help="households in parallel processes (2)")
     ap.add_argument("--out", type=Path, help="results JSON (bench/results/study_twin.json; "
                                              "study_twin_no_inlet.json with --no-inlet; _no_unseen "
@@ -234,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     inlet = not args.no_inlet
     if args.jobs > 1 and len(names) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(run_household, n, root, inlet, args.days, not args.no_unseen)
+            futures = [pool.submit(run_household, n, root, inlet, args.days, not args.no_unseen,
+                                   not args.no_spin_up)
                        for n in names]
             results = []
             for n, f in zip(names, futures, strict=True):
@@ -243,14 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for n in names:
-            results.append(run_household(n, root, inlet, args.days, not args.no_unseen))
+            results.append(run_household(n, root, inlet, args.days, not args.no_unseen, not args.no_spin_up))
             print(f"done {n}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t
     print_table(results)
-    out = {"inlet_configured": inlet, "unseen_draws": not args.no_unseen, "households": results, "wall_s": round(wall, 1),
+    out = {"inlet_configured": inlet, "unseen_draws": not args.no_unseen, "spin_up": not args.no_spin_up, "households": results, "wall_s": round(wall, 1),
            "load_average_at_start": load,
            "targets": {"backcast": BACKCAST, "whatif": WHATIF}}
-    stem = ("study_twin" if inlet else "study_twin_no_inlet") + ("_no_unseen" if args.no_unseen else "")
+    stem = (("study_twin" if inlet else "study_twin_no_inlet") + ("_no_unseen" if args.no_unseen else "")
+            + ("_no_spin_up" if args.no_spin_up else ""))
     dest = args.out or Path(__file__).parent / "results" / f"{stem}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1, default=str))

@@ -217,3 +217,25 @@ def test_cli_errors_name_the_setting(world: dict[str, Any], monkeypatch: pytest.
     res = CliRunner().invoke(app, ["whatif", *args])
     assert res.exit_code == 2, res.output
     assert message in res.stderr
+
+
+def test_a_later_period_spins_up_from_the_last_full_tank_before_it(world: dict[str, Any]) -> None:
+    """The last two local days: the replay starts at the last full tank before them (the data has
+    one), runs through the spin-up with the data's own draws, and counts only the period."""
+    from datetime import date
+
+    cfg, days = world["cfg"], (date(2026, 1, 7), date(2026, 1, 8))
+    r = whatif(cfg, start=days[0], end=days[1], scenarios=[])
+    assert r.inputs is not None and r.inputs.spin_from is not None
+    t0, t1 = r.inputs.t0, r.inputs.t1
+    assert t0 - 48 * 3600 <= r.inputs.spin_from < t0
+    assert any(n.startswith("spin-up") for n in r.inputs.notes)
+    steps = epoch_frame(_truth(world["root"] / "A", "steps"), ("t_start", "t_end"))
+    truth = run_metrics(steps.filter((pl.col("t_start") >= t0) & (pl.col("t_start") < t1)),
+                        epoch_frame(_truth(world["root"] / "A", "draws"), ("start", "end")),
+                        world["price"], world["window"], DELIVERY_C)
+    p = r.backcast_predicted
+    for ref in (r.backcast_measured, truth):
+        assert _close(p["total_kwh"], ref["total_kwh"], 0.03, 0.0), (p, ref)
+        assert _close(p["element_kwh"], ref["element_kwh"], 0.10, 0.3 * 2 / 7), (p, ref)
+    assert r.backcast_measured["total_kwh"] == pytest.approx(truth["total_kwh"], rel=0.03)  # same span

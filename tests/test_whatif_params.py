@@ -9,11 +9,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import orjson
+import polars as pl
 import pytest
 
 from navilink_etl.config import NaviLinkConfig
 from navilink_etl.errors import ConfigurationError
 from navilink_etl.tariff import tou_price, tou_rows
+from navilink_etl.twin.inputs import draw_outlet_c, full_tank_start
 from navilink_etl.twin.metrics import Window
 from navilink_etl.twin.params import configured_inlet_c, load_params
 from navilink_etl.twin.tariff import price_function
@@ -153,3 +155,27 @@ def test_initial_profile_takes_the_reported_mean_in_the_nodes_the_thermistors_do
     assert hotter[:9] == flat[:9] and hotter[11] > 47.3
     floored = initial_profile(47.3, 46.0, mean_c=20.0, floor_c=11.0)  # never below the inlet
     assert min(floored) == pytest.approx(11.0)
+
+
+def test_draw_outlet_takes_the_upper_reading_only_while_an_element_ran() -> None:
+    assert draw_outlet_c(46.1, 47.3, True) == 47.3  # the element held the top: the 3-h estimate lags
+    assert draw_outlet_c(49.1, 48.9, True) == 49.1  # the upper thermistor cooled below the estimate
+    assert draw_outlet_c(46.1, 47.3, False) == 46.1  # no element: the estimate
+    assert draw_outlet_c(46.1, None, True) == 46.1
+
+
+def test_full_tank_start_is_the_last_ended_recovery_with_nothing_to_go_before_the_period() -> None:
+    a = 100_000.0
+    t = [a - 7200.0 + 30.0 * i for i in range(480)]  # 2 h before the period, 2 h in it
+    heating = [(a - 5000.0 <= x < a - 4000.0) or (a - 2000.0 <= x < a - 1500.0) or (a + 600.0 <= x < a + 900.0)
+               for x in t]
+    to_go = [0.0 if x >= a - 4000.0 else 300.0 for x in t]
+    frame = pl.DataFrame({"t": t, "heating": heating, "drawing": [False] * len(t), "energy_to_setpoint_wh": to_go,
+                          "tank_upper_c": [49.0] * len(t), "tank_lower_c": [48.5] * len(t)})
+    first_end = min(x for x in t if x >= a - 4000.0)
+    second_end = min(x for x in t if x >= a - 1500.0)
+    assert full_tank_start(frame, a) == second_end  # the last one before the period, not the one in it
+    drawing = frame.with_columns(drawing=pl.col("t") == second_end)
+    assert full_tank_start(drawing, a) == first_end  # a draw at the end: the tank is not known full
+    assert full_tank_start(frame.with_columns(energy_to_setpoint_wh=pl.lit(120.0)), a) is None
+    assert full_tank_start(frame, a - 4500.0) is None  # nothing ended before the period

@@ -25,13 +25,14 @@ COOLING_TAU_S = 2700.0  # the heat pump's pull-down of its room (first order, as
 ROOM_KNOT_S = 7200.0  # the room's own variation: a linear spline with a knot every 2 h
 KNOT_PHASES = 4
 MIN_DRAW_WH = 10.0
+SPIN_UP_S = 48 * 3600.0  # a full tank at most this long before the period starts the replay there
 
 
 @dataclass
 class TwinInputs:
     device: str
     tz: str
-    t0: float  # epoch s: the replay starts here (first sample of the period)
+    t0: float  # epoch s: the figures count from here (first sample of the period)
     t1: float  # ... and ends here (end of the last day, or the last sample)
     first_day: date
     last_day: date
@@ -47,6 +48,7 @@ class TwinInputs:
     measured_runout_min: float
     samples: int
     notes: list[str] = field(default_factory=list)
+    spin_from: float | None = None  # epoch s: the replay starts here (a full tank before t0), or None
     unseen_wh: float = 0.0  # energy of the micro-draws put back (twin/unseen.py), in ``draws``
     unseen_heating_wh: float = 0.0  # ... of which found while a heat source ran
 
@@ -184,6 +186,32 @@ def initial_profile(upper_c: float, lower_c: float, n: int = 12, upper_node: int
     return sorted(out)
 
 
+def full_tank_start(s: pl.DataFrame, a: float) -> float | None:
+    """Where the replay starts from a known tank: the last sample in the SPIN_UP_S before the
+    period (``a``) where a heating cycle has just ended with the tank full (a heat source on at the
+    sample before, none now, the energy to setpoint 0, no draw): the two thermistors then describe
+    the whole tank. None without one: the period then starts from ``initial_profile``. (A full
+    tank inside the period is not used: the scenarios would start from the heater's own tank
+    there, mid-period, and the counted period would shrink.)"""
+    full = s.with_columns(pl.col("heating").shift(1).alias("was_heating")).filter(
+        pl.col("was_heating") & ~pl.col("heating") & ~pl.col("drawing")
+        & (pl.col("energy_to_setpoint_wh").fill_null(1.0) <= 0.0)
+        & pl.col("tank_upper_c").is_not_null() & pl.col("tank_lower_c").is_not_null())
+    before = full.filter(pl.col("t") < a)
+    return float(before["t"][-1]) if before.height else None
+
+
+def draw_outlet_c(mart_c: float, upper_mean_c: float | None, element: bool) -> float:
+    """The outlet a seen draw is valued at: the draws mart's estimate (the hottest upper reading of
+    the last 3 h less 0.5 K/h), or, when an element ran during the draw and the upper thermistor
+    read more on average while it ran, that mean: the element holds the top of the tank where the
+    water leaves, so it stays near what the upper thermistor reads, while the 3-h estimate lags
+    the reheating (1-2 K low on long showers with the element on)."""
+    if element and upper_mean_c is not None and math.isfinite(upper_mean_c) and upper_mean_c > mart_c:
+        return float(upper_mean_c)
+    return mart_c
+
+
 def _reported_mean(row: dict[str, Any], capacity_wh_per_k: float) -> float | None:
     """The tank's mean as the device reports it: setpoint - energy to setpoint / capacity (the
     field is clipped at 0, so a satisfied tank says only "at or above the setpoint": None)."""
@@ -194,23 +222,38 @@ def _reported_mean(row: dict[str, Any], capacity_wh_per_k: float) -> float | Non
 
 
 def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
-                delivery_c: float, poll_s: float = 30.0, unseen: bool = True) -> TwinInputs:
+                delivery_c: float, poll_s: float = 30.0, unseen: bool = True,
+                spin_up: bool = True) -> TwinInputs:
     """``unseen``: also replay the draws the draws mart cannot see, found from the stored energy's
-    unexplained drops (``twin/unseen.py``)."""
+    unexplained drops (``twin/unseen.py``). ``spin_up``: start the replay at the last full tank in
+    the 48 h before the period when the data has one (``full_tank_start``), with the data's own
+    draws, room and settings from there; only the period is counted."""
     device = params.device
     a, b = local_bounds(first, last, tz)
     lo, hi = datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
     s = con.sql("""
         select epoch(received_at) as t, tank_upper_c, tank_lower_c, ambient_c,
-            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode, energy_to_setpoint_wh
+            coalesce(compressor_on, false) as comp, setpoint_c, dhw_mode, energy_to_setpoint_wh,
+            coalesce(compressor_on or upper_element_on or lower_element_on, false) as heating,
+            coalesce(drawing, false) as drawing
         from stg_status where device = $d and received_at >= $a and received_at < $b
         order by received_at
-    """, params={"d": device, "a": lo, "b": hi}).pl()
-    if s.height < 10:
-        raise ConfigurationError(f"device {device} has {s.height} status samples from {first} to {last}: "
+    """, params={"d": device, "a": lo - timedelta(seconds=SPIN_UP_S), "b": hi}).pl()
+    if s.filter(pl.col("t") >= a).height < 10:
+        n = s.filter(pl.col("t") >= a).height
+        raise ConfigurationError(f"device {device} has {n} status samples from {first} to {last}: "
                                  "too few to replay; choose a period with data (--from/--to)", device=device)
+    notes: list[str] = []
+    t0 = float(s.filter(pl.col("t") >= a)["t"][0])
+    spin = full_tank_start(s, a) if spin_up else None
+    spin_from = t0 if spin is None else spin
+    s = s.filter(pl.col("t") >= spin_from)
+    if spin is not None:
+        notes.append(f"spin-up: the replay starts {(t0 - spin) / 3600.0:.1f} h before the period, at the last "
+                     "full tank (end of a recovery, nothing to setpoint); only the period is counted")
     t = s["t"].to_numpy().astype(float)
-    t0, t1 = float(t[0]), min(b, float(t[-1]) + poll_s)
+    t1 = min(b, float(t[-1]) + poll_s)
+    spin_dt = datetime.fromtimestamp(a if spin is None else spin, UTC)  # draws and unseen draws from here
     rt, rc, cooling = room_series(t, s["ambient_c"].to_numpy().astype(float), s["comp"].to_numpy())
     first_ok = s.filter(pl.col("tank_upper_c").is_not_null() & pl.col("tank_lower_c").is_not_null()).row(0, named=True)
     settings: list[tuple[float, int, int]] = []
@@ -219,28 +262,46 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
             continue
         key = (round(sp * 2), int(mode))
         if not settings or settings[-1][1:] != key:
-            settings.append((float(tt) if settings else t0, *key))
+            settings.append((float(tt) if settings else spin_from, *key))
     if not settings:
         raise ConfigurationError(f"device {device} reports no setpoint/mode from {first} to {last}",
                                  device=device)
     draws_df = con.sql("""
-        select epoch(draw_start) as s, epoch(draw_end) as e, energy_wh, outlet_c
-        from draws where device = $d and draw_start >= $a and draw_start < $b order by draw_start
-    """, params={"d": device, "a": lo, "b": hi}).pl()
+        with seen as (
+            select draw_start, draw_end, energy_wh, outlet_c
+            from draws where device = $d and draw_start >= $s and draw_start < $b
+        ),
+        during as (  -- the upper thermistor while the draw ran, and whether an element ran then
+            select s.draw_start, avg(i.tank_upper_c) as upper_mean_c, bool_or(i.element_on) as element
+            from seen as s
+            join int_intervals as i
+              on i.device = $d and i.interval_start >= s.draw_start - to_seconds($p)
+             and i.interval_start <= s.draw_end
+            group by s.draw_start
+        )
+        select epoch(s.draw_start) as s, epoch(s.draw_end) as e, s.energy_wh, s.outlet_c,
+            u.upper_mean_c, coalesce(u.element, false) as element
+        from seen as s left join during as u using (draw_start)
+        order by s.draw_start
+    """, params={"d": device, "s": spin_dt, "b": hi, "p": poll_s}).pl()
     draws: list[tuple[float, float, float, str]] = []
     energy = 0.0
-    for ds, de, wh, outlet in draws_df.iter_rows():
+    for ds, de, wh, outlet, upper_mean, element in draws_df.iter_rows():
         if wh is None or not math.isfinite(wh) or wh < MIN_DRAW_WH or outlet is None:
             continue
+        outlet = draw_outlet_c(float(outlet), upper_mean, bool(element))
         month = datetime.fromtimestamp(ds, UTC).month
         rise = max(5.0, float(outlet) - params.inlet_at_month(month))
         vol = wh / (WH_PER_L_K * rise)
         dur = max(poll_s, float(de) - float(ds))
         start = float(ds) - poll_s / 2.0  # it began between the sample before and the first seen
-        draws.append((max(t0, start), dur, vol / dur * 60.0, "inferred"))
-        energy += wh
-    hidden = find_unseen(con, params, lo, hi) if unseen else Unseen([], 0.0, 0.0)
-    draws = sorted(draws + [d for d in hidden.draws if t0 <= d[0] < t1])
+        draws.append((max(spin_from, start), dur, vol / dur * 60.0, "inferred"))
+        if ds >= t0:
+            energy += wh
+    hidden = find_unseen(con, params, spin_dt, hi) if unseen else Unseen([], 0.0, 0.0)
+    draws = sorted(draws + [d for d in hidden.draws if spin_from <= d[0] < t1])
+    vols = [(d[1] * d[2] / 60.0, d[0] >= t0) for d in hidden.draws]  # the counted share of their energy
+    share = sum(v for v, c in vols if c) / sum(v for v, _ in vols) if vols and spin is not None else 1.0
     slots = con.sql("""
         select epoch(slot_start) as t, compressor_wh, element_wh, standby_wh, total_wh
         from int_energy_slots where device = $d and slot_start >= $a and slot_start < $b
@@ -254,11 +315,11 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
         where device = $d and draw_start >= $a and draw_start < $b and outlet_c < $c
     """, {"d": device, "a": lo, "b": hi, "c": delivery_c})
     return TwinInputs(
-        device=device, tz=tz, t0=t0, t1=t1, first_day=first, last_day=last, draws=draws,
+        device=device, tz=tz, t0=t0, t1=t1, spin_from=spin_from, notes=notes, first_day=first, last_day=last, draws=draws,
         draw_energy_wh=energy, room_t=rt, room_c=rc, cooling_k=cooling,
         initial_c=initial_profile(float(first_ok["tank_upper_c"]), float(first_ok["tank_lower_c"]),
                                   mean_c=_reported_mean(first_ok, params.capacity_wh_per_k),
                                   floor_c=params.inlet_at_month(datetime.fromtimestamp(t0, UTC).month)),
         settings=settings, slots=slots, measured_cycles=int(n_cycles[0] if n_cycles else 0),
         measured_runout_min=float(runout[0] if runout and runout[0] is not None else 0.0),
-        samples=s.height, unseen_wh=hidden.energy_wh, unseen_heating_wh=hidden.heating_wh)
+        samples=s.height, unseen_wh=hidden.energy_wh * share, unseen_heating_wh=hidden.heating_wh * share)

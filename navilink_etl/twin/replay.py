@@ -74,8 +74,9 @@ class Run:
 
 def replay(params: TwinParams, inputs: TwinInputs, settings: Settings | None = None,
            draws: list[tuple[float, float, float, str]] | None = None) -> Run:
-    """Run the twin from ``inputs.t0`` to ``inputs.t1``. ``draws`` replaces the inferred draws
-    (the accuracy study replays the true ones)."""
+    """Run the twin from ``inputs.spin_from`` (a known full tank before the period, else its
+    start) to ``inputs.t1``; the ledger returned starts at ``inputs.t0`` (the spin-up is not
+    counted). ``draws`` replaces the inferred draws (the accuracy study replays the true ones)."""
     s = settings or Settings()
     spec = TankSpec(water_l=params.capacity_wh_per_k / WH_PER_L_K, ua_w_per_k=params.ua_w_per_k,
                     element_w=params.element_w)
@@ -96,7 +97,8 @@ def replay(params: TwinParams, inputs: TwinInputs, settings: Settings | None = N
         delta = (s.setpoint_half_c - first[1]) / 2.0
         initial = [x + delta for x in initial]
     truth = TruthLog(params.device)
-    h = Heater(spec=spec, seed=0, start=inputs.t0,
+    start = inputs.spin_from if inputs.spin_from is not None else inputs.t0
+    h = Heater(spec=spec, seed=0, start=start,
                weather=MeasuredRoom(inputs.room_t, inputs.room_c, inputs.cooling_k),
                draws=ListDraws(inputs.draws if draws is None else draws),
                setpoint_half_c=s.setpoint_half_c if s.setpoint_half_c is not None else first[1],
@@ -115,9 +117,13 @@ def replay(params: TwinParams, inputs: TwinInputs, settings: Settings | None = N
     h.advance_to(inputs.t1)
     h.finish()
     frames = truth.frames()
-    return Run(steps=epoch_frame(frames["steps"], ("t_start", "t_end")),
-               draws=epoch_frame(frames["draws"], ("start", "end")).select("draw_id", "start", "end"),
-               cycles=frames["cycles"].height)
+    steps = epoch_frame(frames["steps"], ("t_start", "t_end"))
+    cycles = epoch_frame(frames["cycles"], ("start", "end"))
+    if start < inputs.t0:
+        steps = steps.filter(pl.col("t_start") >= inputs.t0)
+        cycles = cycles.filter(pl.col("start") >= inputs.t0)
+    return Run(steps=steps, draws=epoch_frame(frames["draws"], ("start", "end")).select("draw_id", "start", "end"),
+               cycles=cycles.height)
 
 
 def epoch_frame(df: pl.DataFrame, cols: tuple[str, ...]) -> pl.DataFrame:

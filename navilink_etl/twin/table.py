@@ -52,5 +52,6 @@ def render(result: WhatIfResult) -> list[Any]:
         "measured run-out minutes: draws whose estimated outlet (draws mart) is below the delivery "
         "temperature; the twin's: the minutes its outflow is below it.",
         *p.notes,
+        *(result.inputs.notes if result.inputs is not None else ()),
     ]
     return [head, table, *(Text(n, style="dim") for n in notes)]

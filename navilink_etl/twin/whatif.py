@@ -161,12 +161,15 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
            shift: str | None = None, tariff: str | None = None, *,
            scenarios: list[Scenario] | None = None, delivery_f: float = DEFAULT_DELIVERY_F,
            peak: str | None = None, con: Any = None,
-           progress: Callable[[str], None] | None = None, unseen_draws: bool = True) -> WhatIfResult:
+           progress: Callable[[str], None] | None = None, unseen_draws: bool = True,
+           spin_up: bool = True) -> WhatIfResult:
     """Backcast the period, then predict each scenario: the one the arguments describe, else
     ``scenarios``, else the standard ones. ``start``/``end``: local days (default: the last 7
     days with data). ``con``: an open warehouse connection (default: open and close one).
     ``unseen_draws``: replay the draws the draws mart cannot see where the stored energy shows
-    them (``twin/unseen.py``; off: only the mart's draws, the accuracy study's reference)."""
+    them (``twin/unseen.py``; off: only the mart's draws, the accuracy study's reference).
+    ``spin_up``: start the replay at the last full tank in the 48 h before the period, when the
+    data has one (``twin/inputs.py`` ``full_tank_start``; off: always from the first sample)."""
     from .. import warehouse
 
     say = progress or (lambda _msg: None)
@@ -199,7 +202,7 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
             delivery_c = f_to_c(delivery_f)
             say(f"reading {mac} {start}..{end}")
             inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval),
-                                 unseen=unseen_draws)
+                                 unseen=unseen_draws, spin_up=spin_up)
     finally:
         if own:
             con.close()
