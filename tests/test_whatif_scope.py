@@ -23,7 +23,7 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> NaviLinkConfig:
     from navilink_etl.sim.simulate import simulate
 
     root = tmp_path_factory.mktemp("scope")
-    simulate(root, devices=1, days=DAYS, interval_s=60, seed=3, start=datetime(2026, 2, 2, tzinfo=UTC))
+    simulate(root, devices=1, days=DAYS, interval_s=60, seed=22, start=datetime(2026, 2, 2, tzinfo=UTC))
     config = NaviLinkConfig(data_dir=root, polling_interval=60)
     warehouse.refresh(config)
     return config
@@ -59,6 +59,9 @@ def test_whatif_equals_the_unscoped_answer(cfg: NaviLinkConfig, monkeypatch: pyt
     assert scoped.inputs is not None and unscoped.inputs is not None
     assert scoped.inputs.draws == unscoped.inputs.draws
     assert scoped.inputs.initial_c == unscoped.inputs.initial_c
+    # the replay spun up from a full tank before the period: the scope's context holds it
+    assert scoped.inputs.spin_from is not None and scoped.inputs.spin_from < scoped.inputs.t0
+    assert scoped.inputs.spin_from == unscoped.inputs.spin_from
 
 
 def test_a_store_without_the_period_gives_a_clear_error(cfg: NaviLinkConfig, tmp_path: Path) -> None:
