@@ -151,7 +151,10 @@ def run_household(name: str, root: Path, inlet: bool, days_override: int | None 
             "error": {k: _rel(res.predicted[k], tb[k]) for k in SHOWN},
             "pass": {k: _check(res.predicted[k], tb[k], tgt, weeks) for k, tgt in WHATIF.items()},
         })
-    truth_draws = _truth(home / "A", "draws")
+    truth_draws = _truth(home / "A", "draws")  # those of the period (a longer run has more)
+    t0 = datetime.fromtimestamp(result.inputs.t0, UTC)
+    t1 = datetime.fromtimestamp(result.inputs.t1, UTC)
+    truth_draws = truth_draws.filter((pl.col("start") >= t0) & (pl.col("start") < t1))
     dev = _truth(home / "A", "devices").row(0, named=True)
     fitted = result.fitted_params
     return {
