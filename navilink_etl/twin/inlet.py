@@ -5,7 +5,8 @@ so an inlet too high gives too much volume: the thermocline moves too far and th
 thermistor cools more, and for longer, than the heater's did. The fitted inlet
 (``device_inlet_monthly``) reads high (0.3-1.3 K on 50-65 gal tanks, 3-5.5 K on 80 gal and in
 some conditioned rooms), so it is roughly an upper bound: ``calibrate_inlet`` searches
-[fitted - SEARCH_K, fitted] (golden section) for the offset whose backcast's lower thermistor
+[fitted - SEARCH_K, fitted + up_k] (golden section; ``up_k`` from the caller: 0, or room up to
+the lowest lower-thermistor reading in a draw for a fitted inlet that reads low) for the offset whose backcast's lower thermistor
 follows the measured one best at the samples during the seen draws and up to AFTER_S after them
 (RMS), the inlet shifted alike in every month. The unseen draws keep their volumes during the
 search; the caller re-reads the inputs at the inlet found."""
@@ -81,8 +82,8 @@ def mismatch(params: TwinParams, inputs: TwinInputs, mask: np.ndarray) -> float:
     return float(np.sqrt(np.mean(diff * diff))) if len(diff) else math.inf
 
 
-def calibrate_inlet(params: TwinParams, inputs: TwinInputs) -> InletFit | None:
-    """The offset on the fitted inlet in [-SEARCH_K, 0] that minimises ``mismatch`` (golden
+def calibrate_inlet(params: TwinParams, inputs: TwinInputs, up_k: float = 0.0) -> InletFit | None:
+    """The offset on the fitted inlet in [-SEARCH_K, up_k] that minimises ``mismatch`` (golden
     section to TOL_K, then the vertex of a parabola through the best three). None when the period has too few samples around seen draws."""
     wall = time.perf_counter()
     mask = draw_window_mask(inputs)
@@ -95,7 +96,7 @@ def calibrate_inlet(params: TwinParams, inputs: TwinInputs) -> InletFit | None:
             cache[x] = mismatch(shifted(params, x), inputs, mask)
         return cache[x]
 
-    lo, hi = -SEARCH_K, 0.0
+    lo, hi = -SEARCH_K, max(0.0, up_k)
     c, d = hi - GOLDEN * (hi - lo), lo + GOLDEN * (hi - lo)
     while hi - lo > TOL_K:
         if f(c) <= f(d):

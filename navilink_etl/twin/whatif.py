@@ -28,7 +28,7 @@ from .metrics import (
     run_metrics,
     slot_metrics,
 )
-from .params import TwinParams, configured_inlet_c, load_params
+from .params import TwinParams, configured_inlet_c, load_params, lowest_draw_readings
 from .replay import Run, Settings, replay
 from .scope import period_scope
 from .tariff import is_tou, price_function
@@ -40,6 +40,7 @@ RUNOUT_REL_BAND = 0.2
 RUNOUT_FLOOR_MIN_PER_WEEK = 10.0
 CALIBRATE_MIN_KWH = 0.5
 COP_LIMITS = (0.5, 2.0)
+UP_K = 3.0  # the inlet calibration may raise the fitted inlet this much, up to the lowest draw reading
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,11 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
             inlet_fit, inlet_fitted = None, None
             if configured is None and inlet_calibration:
                 say("inlet")
-                inlet_fit = calibrate_inlet(params, inputs)
+                month = datetime.fromtimestamp(inputs.t0, UTC).month
+                cap = lowest_draw_readings(con, mac).get(month)
+                up = min(UP_K, cap - params.inlet_at_month(month)) if cap is not None else 0.0
+                inlet_fit = calibrate_inlet(params, inputs, up)
                 if inlet_fit is not None and inlet_fit.offset_k != 0.0:
-                    month = datetime.fromtimestamp(inputs.t0, UTC).month
                     inlet_fitted = params.inlet_at_month(month)
                     params = shifted(params, inlet_fit.offset_k)
                     params = replace(params, notes=(
