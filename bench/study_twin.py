@@ -92,7 +92,7 @@ def _rel(pred: float | None, true: float | None) -> float | None:
 
 
 def run_household(name: str, root: Path, inlet: bool, days_override: int | None = None,
-                  unseen: bool = True, spin_up: bool = True) -> dict[str, Any]:
+                  unseen: bool = True, spin_up: bool = True, inlet_calibration: bool = True) -> dict[str, Any]:
     """Simulate (or reuse) one household, fit, backcast and predict; the errors per figure."""
     import polars as pl
 
@@ -120,7 +120,7 @@ def run_household(name: str, root: Path, inlet: bool, days_override: int | None 
     t_refresh = time.perf_counter() - t
     t = time.perf_counter()
     result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()], unseen_draws=unseen,
-                    spin_up=spin_up)
+                    spin_up=spin_up, inlet_calibration=inlet_calibration)
     t_twin = time.perf_counter() - t
     assert result.inputs is not None
     price, _ = price_function(cfg, result.device)
@@ -165,6 +165,11 @@ def run_household(name: str, root: Path, inlet: bool, days_override: int | None 
                    "capacity": result.params.capacity_wh_per_k, "capacity_true": dev["capacity_wh_per_k"],
                    "inlet_c": result.params.inlet_c, "cooling_k": result.inputs.cooling_k,
                    "cooling_k_true": {"basement": 1.5, "garage": 1.0, "conditioned": 0.3}[location]},
+        "inlet_calibration": None if result.inlet_fit is None else {
+            "found_c": result.params.inlet_at_month(t0.month), "fitted_c": result.inlet_fitted_c,
+            "offset_k": result.inlet_fit.offset_k, "rms_k": result.inlet_fit.rms_k,
+            "replays": result.inlet_fit.replays, "samples": result.inlet_fit.samples,
+            "seconds": result.inlet_fit.seconds},
         "backcast_uncalibrated_error": {k: result.errors_uncalibrated.get(k) for k in ("total_kwh", "element_kwh")},
         "draws_seen_energy": result.inputs.draw_energy_wh / float(truth_draws["energy_wh"].sum()),
         "unseen_draws": unseen,
@@ -193,6 +198,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
             cells = "".join(f"{_fmt(r['error'][k], r['pass'].get(k)):>10}" for k in SHOWN)
             print(f"{h['household']:<15} {r['scenario']:<18}{cells}")
         p = h["params"]
+        ic = h.get("inlet_calibration")
+        if ic:
+            print(f"{'':<15} inlet found {ic['found_c']:.2f} degC (fitted {ic['fitted_c'] or ic['found_c']:.2f}, "
+                  f"true {h['true_inlet_c']:.2f}) in {ic['replays']} replays, {ic['seconds']:.1f} s")
         print(f"{'':<15} cop fitted {p['cop_fitted']:.4f} used {p['cop_used']:.4f} (true {p['cop_true']:.4f}); "
               f"cooling {p['cooling_k']:.2f} K (true {p['cooling_k_true']}); draws seen "
               f"{100 * h['draws_seen_energy']:.1f} % of the energy, unseen put back "
@@ -219,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-spin-up", action="store_true",
                     help="always start the replay at the period's first sample (not at the last full tank "
                          "in the 48 h before it): the reference the spin-up is measured against")
+    ap.add_argument("--no-inlet-calibration", action="store_true",
+                    help="with --no-inlet, keep the fitted inlet (do not calibrate it on the backcast's lower "
+                         "thermistor): the reference the calibration is measured against")
     ap.add_argument("--jobs", type=int, default=2, help="households in parallel processes (2)")
     ap.add_argument("--out", type=Path, help="results JSON (bench/results/study_twin.json; "
                                              "study_twin_no_inlet.json with --no-inlet; _no_unseen "
@@ -242,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and len(names) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = [pool.submit(run_household, n, root, inlet, args.days, not args.no_unseen,
-                                   not args.no_spin_up)
+                                   not args.no_spin_up, not args.no_inlet_calibration)
                        for n in names]
             results = []
             for n, f in zip(names, futures, strict=True):
@@ -251,15 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = []
         for n in names:
-            results.append(run_household(n, root, inlet, args.days, not args.no_unseen, not args.no_spin_up))
+            results.append(run_household(n, root, inlet, args.days, not args.no_unseen, not args.no_spin_up,
+                                         not args.no_inlet_calibration))
             print(f"done {n}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t
     print_table(results)
-    out = {"inlet_configured": inlet, "unseen_draws": not args.no_unseen, "spin_up": not args.no_spin_up, "households": results, "wall_s": round(wall, 1),
+    out = {"inlet_configured": inlet, "inlet_calibration": not args.no_inlet_calibration, "unseen_draws": not args.no_unseen, "spin_up": not args.no_spin_up, "households": results, "wall_s": round(wall, 1),
            "load_average_at_start": load,
            "targets": {"backcast": BACKCAST, "whatif": WHATIF}}
     stem = (("study_twin" if inlet else "study_twin_no_inlet") + ("_no_unseen" if args.no_unseen else "")
-            + ("_no_spin_up" if args.no_spin_up else ""))
+            + ("_no_spin_up" if args.no_spin_up else "")
+            + ("_no_calibration" if args.no_inlet_calibration and not inlet else ""))
     dest = args.out or Path(__file__).parent / "results" / f"{stem}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1, default=str))

@@ -51,6 +51,10 @@ class TwinInputs:
     spin_from: float | None = None  # epoch s: the replay starts here (a full tank before t0), or None
     unseen_wh: float = 0.0  # energy of the micro-draws put back (twin/unseen.py), in ``draws``
     unseen_heating_wh: float = 0.0  # ... of which found while a heat source ran
+    # the seen draws before their volume: (start, duration s, energy Wh, outlet degC), as in ``draws``
+    seen: list[tuple[float, float, float, float]] = field(default_factory=list)
+    lower_t: np.ndarray = field(default_factory=lambda: np.zeros(0))  # measured lower thermistor:
+    lower_c: np.ndarray = field(default_factory=lambda: np.zeros(0))  # epoch s, degC (from spin_from)
 
 
 def local_bounds(first: date, last: date, tz: str) -> tuple[float, float]:
@@ -285,6 +289,7 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
         order by s.draw_start
     """, params={"d": device, "s": spin_dt, "b": hi, "p": poll_s}).pl()
     draws: list[tuple[float, float, float, str]] = []
+    seen: list[tuple[float, float, float, float]] = []
     energy = 0.0
     for ds, de, wh, outlet, upper_mean, element in draws_df.iter_rows():
         if wh is None or not math.isfinite(wh) or wh < MIN_DRAW_WH or outlet is None:
@@ -296,6 +301,7 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
         dur = max(poll_s, float(de) - float(ds))
         start = float(ds) - poll_s / 2.0  # it began between the sample before and the first seen
         draws.append((max(spin_from, start), dur, vol / dur * 60.0, "inferred"))
+        seen.append((max(spin_from, start), dur, float(wh), float(outlet)))
         if ds >= t0:
             energy += wh
     hidden = find_unseen(con, params, spin_dt, hi) if unseen else Unseen([], 0.0, 0.0)
@@ -314,6 +320,7 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
         select coalesce(sum(duration_s), 0) / 60.0 from draws
         where device = $d and draw_start >= $a and draw_start < $b and outlet_c < $c
     """, {"d": device, "a": lo, "b": hi, "c": delivery_c})
+    lower = s.filter(pl.col("tank_lower_c").is_not_null()).select("t", "tank_lower_c")
     return TwinInputs(
         device=device, tz=tz, t0=t0, t1=t1, spin_from=spin_from, notes=notes, first_day=first, last_day=last, draws=draws,
         draw_energy_wh=energy, room_t=rt, room_c=rc, cooling_k=cooling,
@@ -322,4 +329,5 @@ def read_inputs(con: Any, params: TwinParams, first: date, last: date, tz: str,
                                   floor_c=params.inlet_at_month(datetime.fromtimestamp(t0, UTC).month)),
         settings=settings, slots=slots, measured_cycles=int(n_cycles[0] if n_cycles else 0),
         measured_runout_min=float(runout[0] if runout and runout[0] is not None else 0.0),
-        samples=s.height, unseen_wh=hidden.energy_wh * share, unseen_heating_wh=hidden.heating_wh * share)
+        samples=s.height, seen=seen, lower_t=lower.get_column("t").to_numpy().astype(float),
+        lower_c=lower.get_column("tank_lower_c").to_numpy().astype(float), unseen_wh=hidden.energy_wh * share, unseen_heating_wh=hidden.heating_wh * share)

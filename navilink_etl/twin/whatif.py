@@ -17,6 +17,7 @@ from ..physics import f_to_c
 from ..protocol import DhwMode, f_from_half_c, half_c_from_f, mode_name
 from ..sim.schedule import MAX_HALF_C, LoadShift, mode_number, setpoint_half_c
 from .db import one, rows
+from .inlet import InletFit, calibrate_inlet, shifted
 from .inputs import TwinInputs, default_period, local_bounds, read_inputs
 from .metrics import (
     DEFAULT_DELIVERY_F,
@@ -27,7 +28,7 @@ from .metrics import (
     run_metrics,
     slot_metrics,
 )
-from .params import TwinParams, configured_inlet_c, load_params
+from .params import TwinParams, configured_inlet_c, load_params, lowest_draw_readings
 from .replay import Run, Settings, replay
 from .scope import period_scope
 from .tariff import is_tou, price_function
@@ -39,6 +40,7 @@ RUNOUT_REL_BAND = 0.2
 RUNOUT_FLOOR_MIN_PER_WEEK = 10.0
 CALIBRATE_MIN_KWH = 0.5
 COP_LIMITS = (0.5, 2.0)
+UP_K = 3.0  # the inlet calibration may raise the fitted inlet this much, up to the lowest draw reading
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class WhatIfResult:
     inputs: TwinInputs | None = field(default=None, repr=False)
     fitted_params: TwinParams | None = None  # before the COP scale was calibrated on the backcast
     errors_uncalibrated: dict[str, float] = field(default_factory=dict)
+    inlet_fit: InletFit | None = None  # the inlet calibrated on the backcast (no configured inlet)
+    inlet_fitted_c: float | None = None  # ... and the fitted one it started from
 
     @property
     def days(self) -> float:
@@ -162,14 +166,17 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
            scenarios: list[Scenario] | None = None, delivery_f: float = DEFAULT_DELIVERY_F,
            peak: str | None = None, con: Any = None,
            progress: Callable[[str], None] | None = None, unseen_draws: bool = True,
-           spin_up: bool = True) -> WhatIfResult:
+           spin_up: bool = True, inlet_calibration: bool = True) -> WhatIfResult:
     """Backcast the period, then predict each scenario: the one the arguments describe, else
     ``scenarios``, else the standard ones. ``start``/``end``: local days (default: the last 7
     days with data). ``con``: an open warehouse connection (default: open and close one).
     ``unseen_draws``: replay the draws the draws mart cannot see where the stored energy shows
     them (``twin/unseen.py``; off: only the mart's draws, the accuracy study's reference).
     ``spin_up``: start the replay at the last full tank in the 48 h before the period, when the
-    data has one (``twin/inputs.py`` ``full_tank_start``; off: always from the first sample)."""
+    data has one (``twin/inputs.py`` ``full_tank_start``; off: always from the first sample).
+    ``inlet_calibration``: without a configured inlet, move the fitted one to where the backcast's
+    lower thermistor follows the measured one around the draws (``twin/inlet.py``; never with a
+    configured inlet)."""
     from .. import warehouse
 
     say = progress or (lambda _msg: None)
@@ -198,11 +205,27 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
             if shift is not None:
                 LoadShift.parse(shift, tz)
             price, tariff_label = price_function(config, mac, tariff)
-            params = load_params(con, mac, inlet_c=configured_inlet_c(config))
+            configured = configured_inlet_c(config)
+            params = load_params(con, mac, inlet_c=configured)
             delivery_c = f_to_c(delivery_f)
             say(f"reading {mac} {start}..{end}")
             inputs = read_inputs(con, params, start, end, tz, delivery_c, float(config.polling_interval),
                                  unseen=unseen_draws, spin_up=spin_up)
+            inlet_fit, inlet_fitted = None, None
+            if configured is None and inlet_calibration:
+                say("inlet")
+                month = datetime.fromtimestamp(inputs.t0, UTC).month
+                cap = lowest_draw_readings(con, mac).get(month)
+                up = min(UP_K, cap - params.inlet_at_month(month)) if cap is not None else 0.0
+                inlet_fit = calibrate_inlet(params, inputs, up)
+                if inlet_fit is not None and inlet_fit.offset_k != 0.0:
+                    inlet_fitted = params.inlet_at_month(month)
+                    params = shifted(params, inlet_fit.offset_k)
+                    params = replace(params, notes=(
+                        *params.notes, f"inlet calibrated on the backcast: {params.inlet_at_month(month):.1f} "
+                        f"degC (fitted {inlet_fitted:.1f} degC)"))
+                    inputs = read_inputs(con, params, start, end, tz, delivery_c,
+                                         float(config.polling_interval), unseen=unseen_draws, spin_up=spin_up)
     finally:
         if own:
             con.close()
@@ -221,7 +244,8 @@ def whatif(config: NaviLinkConfig, device: str | None = None, start: date | None
     result = WhatIfResult(device=mac, first_day=start, last_day=end, timezone=tz, tariff=tariff_label,
                           peak_window=win.label, delivery_f=delivery_f, params=params,
                           backcast_measured=measured_out, backcast_predicted=predicted_out, errors=err,
-                          inputs=inputs, fitted_params=fitted, errors_uncalibrated=uncalibrated)
+                          inputs=inputs, fitted_params=fitted, errors_uncalibrated=uncalibrated,
+                          inlet_fit=inlet_fit, inlet_fitted_c=inlet_fitted)
     if setpoint_f is not None or mode is not None or shift is not None:
         todo = [Scenario(_name(setpoint_f, mode, shift), setpoint_f, mode, shift)]
     else:
