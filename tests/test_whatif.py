@@ -8,7 +8,6 @@ is fitted on A's warehouse, backcasts A, and predicts each B.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,10 +19,11 @@ from navilink_etl import warehouse
 from navilink_etl.cli import app
 from navilink_etl.config import NaviLinkConfig
 from navilink_etl.physics import f_to_c
-from navilink_etl.twin import Scenario, whatif
-from navilink_etl.twin.metrics import FIELDS, Window, run_metrics
+from navilink_etl.twin import whatif
+from navilink_etl.twin.metrics import FIELDS, run_metrics
 from navilink_etl.twin.replay import epoch_frame, replay, true_draws
-from navilink_etl.twin.tariff import price_function
+
+from .twin_helpers import truth_frame, whatif_world
 
 TZ = "America/Chicago"
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -41,37 +41,11 @@ WEEKS = DAYS / 7.0
 DELIVERY_C = f_to_c(105.0)
 
 
-def _truth(data: Path, name: str) -> pl.DataFrame:
-    return pl.read_parquet(data / "truth" / name / "**" / "*.parquet", hive_partitioning=False)
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from navilink_etl.sim.simulate import simulate
-
-    root = tmp_path_factory.mktemp("whatif")
-    common = {"devices": 1, "days": DAYS, "interval_s": 30, "seed": SEED, "start": START, "ems_tz": TZ}
-    simulate(root / "A", **common, **BASE)
-    for name, opts in SCENARIOS.items():
-        simulate(root / name, **common, **(BASE | opts))
-    inlet_c = _truth(root / "A", "steps")["inlet_c"].mean()
-    assert isinstance(inlet_c, float)
-    cfg = NaviLinkConfig(data_dir=root / "A", polling_interval=30, timezone=TZ,
-                         inlet_temperature_f=inlet_c * 1.8 + 32)
-    warehouse.refresh(cfg)
-    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()])
-    assert result.inputs is not None
-    price, _ = price_function(cfg, result.device)
-    window = Window(16 * 60, 21 * 60, TZ)
-    t0, t1 = result.inputs.t0, result.inputs.t1
-
-    def truth_m(data: Path) -> dict[str, float | None]:
-        steps = epoch_frame(_truth(data, "steps"), ("t_start", "t_end"))
-        steps = steps.filter((pl.col("t_start") >= t0) & (pl.col("t_start") < t1))
-        return run_metrics(steps, epoch_frame(_truth(data, "draws"), ("start", "end")), price, window, DELIVERY_C)
-
-    truth = {name: truth_m(root / name) for name in ["A", *SCENARIOS]}
-    return {"root": root, "cfg": cfg, "result": result, "truth": truth, "price": price, "window": window}
+    return whatif_world(tmp_path_factory.mktemp("whatif"), days=DAYS, seed=SEED, start=START, tz=TZ,
+                        base=BASE, scenarios=SCENARIOS)
 
 
 def _close(pred: float, true: float, rel: float, floor: float) -> bool:
@@ -127,11 +101,11 @@ def test_partial_observability_costs_accuracy(world: dict[str, Any]) -> None:
     import dataclasses
 
     r = world["result"]
-    true_dev = _truth(world["root"] / "A", "devices").row(0, named=True)
+    true_dev = truth_frame(world["root"] / "A", "devices").row(0, named=True)
     exact = dataclasses.replace(r.params, capacity_wh_per_k=true_dev["capacity_wh_per_k"],
                                 ua_w_per_k=true_dev["ua_w_per_k"], cop_factor=true_dev["cop_scale"],
                                 element_w=true_dev["element_w"])
-    truth_draws = _truth(world["root"] / "A", "draws")
+    truth_draws = truth_frame(world["root"] / "A", "draws")
     run = replay(exact, r.inputs, draws=true_draws(truth_draws))
     m = run_metrics(run.steps, run.draws, world["price"], world["window"], DELIVERY_C)
     t = world["truth"]["A"]
@@ -151,7 +125,7 @@ def test_unseen_draws_are_put_back_where_they_happened(world: dict[str, Any]) ->
         mart = con.sql("select epoch(draw_start) as s, epoch(draw_end) as e from draws").pl()
     finally:
         con.close()
-    td = epoch_frame(_truth(world["root"] / "A", "draws"), ("start", "end"))
+    td = epoch_frame(truth_frame(world["root"] / "A", "draws"), ("start", "end"))
     seen_by_mart = [bool(((mart["s"] - 31.0 <= e) & (mart["e"] >= s)).any())
                     for s, e in td.select("start", "end").iter_rows()]
     missed = td.filter(~pl.Series(seen_by_mart))
@@ -230,9 +204,9 @@ def test_a_later_period_spins_up_from_the_last_full_tank_before_it(world: dict[s
     t0, t1 = r.inputs.t0, r.inputs.t1
     assert t0 - 48 * 3600 <= r.inputs.spin_from < t0
     assert any(n.startswith("spin-up") for n in r.inputs.notes)
-    steps = epoch_frame(_truth(world["root"] / "A", "steps"), ("t_start", "t_end"))
+    steps = epoch_frame(truth_frame(world["root"] / "A", "steps"), ("t_start", "t_end"))
     truth = run_metrics(steps.filter((pl.col("t_start") >= t0) & (pl.col("t_start") < t1)),
-                        epoch_frame(_truth(world["root"] / "A", "draws"), ("start", "end")),
+                        epoch_frame(truth_frame(world["root"] / "A", "draws"), ("start", "end")),
                         world["price"], world["window"], DELIVERY_C)
     p = r.backcast_predicted
     for ref in (r.backcast_measured, truth):

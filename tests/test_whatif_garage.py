@@ -14,21 +14,14 @@ low during long showers with the element on) moved one element recovery out of t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pytest
 
-from navilink_etl import warehouse
-from navilink_etl.config import NaviLinkConfig
-from navilink_etl.physics import f_to_c
-from navilink_etl.twin import Scenario, whatif
 from navilink_etl.twin.inputs import fit_pull_down, pull_down_unit
-from navilink_etl.twin.metrics import Window, run_metrics
-from navilink_etl.twin.replay import epoch_frame
-from navilink_etl.twin.tariff import price_function
+
+from .twin_helpers import whatif_world
 
 TZ = "America/Chicago"
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -44,37 +37,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 TRUE_PULL_DOWN_K = 1.0  # sim/weather.py: the garage's steady pull-down
 
 
-def _truth(data: Path, name: str) -> pl.DataFrame:
-    return pl.read_parquet(data / "truth" / name / "**" / "*.parquet", hive_partitioning=False)
-
 
 @pytest.fixture(scope="module")
 def garage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from navilink_etl.sim.simulate import simulate
-
-    root = tmp_path_factory.mktemp("whatif_garage")
-    common: dict[str, Any] = {"devices": 1, "days": DAYS, "interval_s": 30, "seed": SEED, "start": START, "ems_tz": TZ}
-    simulate(root / "A", **common, **BASE)
-    for name, opts in SCENARIOS.items():
-        simulate(root / name, **common, **(BASE | opts))
-    inlet_c = _truth(root / "A", "steps")["inlet_c"].mean()
-    assert isinstance(inlet_c, float)
-    cfg = NaviLinkConfig(data_dir=root / "A", polling_interval=30, timezone=TZ,
-                         inlet_temperature_f=inlet_c * 1.8 + 32)
-    warehouse.refresh(cfg)
-    result = whatif(cfg, scenarios=[Scenario(n, **o) for n, o in SCENARIOS.items()])
-    assert result.inputs is not None
-    price, _ = price_function(cfg, result.device)
-    window = Window(16 * 60, 21 * 60, TZ)
-    t0, t1 = result.inputs.t0, result.inputs.t1
-
-    def truth_m(data: Path) -> dict[str, float | None]:
-        steps = epoch_frame(_truth(data, "steps"), ("t_start", "t_end"))
-        steps = steps.filter((pl.col("t_start") >= t0) & (pl.col("t_start") < t1))
-        return run_metrics(steps, epoch_frame(_truth(data, "draws"), ("start", "end")), price, window,
-                           f_to_c(105.0))
-
-    return {"cfg": cfg, "result": result, "truth": {n: truth_m(root / n) for n in ["A", *SCENARIOS]}}
+    return whatif_world(tmp_path_factory.mktemp("whatif_garage"), days=DAYS, seed=SEED, start=START, tz=TZ,
+                        base=BASE, scenarios=SCENARIOS)
 
 
 def _close(pred: float, true: float, rel: float, floor: float) -> bool:
