@@ -84,19 +84,24 @@ def stored(data: Path, kind: str) -> list[int]:
     return sorted(int(v) for v in scan_dataset(data, kind).collect().get_column(col).to_list())
 
 
-def attempts_memory(n: int, attempt: Callable[[], None]) -> int:
-    """Bytes still allocated after ``n`` more failing attempts than after a warm-up of 50."""
+def attempts_memory(n: int, attempt: Callable[[], None], windows: int = 2) -> int:
+    """Bytes still allocated after ``n`` more failing attempts than after a warm-up of 50: the
+    least over ``windows`` consecutive windows. Something that grows per attempt grows in every
+    window; a one-off allocation (a cache filled, an arena kept by the allocator) shows in one
+    only, so it cannot fail the bound on a busy machine (it once did by 360 bytes)."""
     for _ in range(50):
         attempt()
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(n):
-        attempt()
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    return after - before
+    growth = []
+    for _ in range(windows):
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(n):
+            attempt()
+        gc.collect()
+        growth.append(tracemalloc.get_traced_memory()[0] - before)
+        tracemalloc.stop()
+    return min(growth)
 
 
 @pytest.mark.parametrize("seam", ["polars", "fsync"])
