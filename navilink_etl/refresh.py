@@ -127,11 +127,6 @@ def _publish(next_path: Path, path: Path) -> None:
 # --- building -----------------------------------------------------------------------------------
 
 
-def _catalog(con: duckdb.DuckDBPyConnection) -> str:
-    name: str = con.sql("SELECT current_database()").fetchall()[0][0]
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _create_schema(con: duckdb.DuckDBPyConnection, config: NaviLinkConfig, data_dir: warehouse.DataDir) -> None:
     """Settings, macros, raw sources, views and empty stored tables of a new file."""
     warehouse.write_settings(con, config)
@@ -278,7 +273,7 @@ def _batches(scopes: list[_Scope], limit: int = BATCH_BYTES) -> list[list[_Scope
 
 def _refresh_days(con: duckdb.DuckDBPyConnection, data_dir: warehouse.DataDir, batch: list[_Scope]) -> int:
     """Recompute the ``days`` models of one batch from its files; replace their rows."""
-    cat = _catalog(con)
+    cat = warehouse.catalog(con)
     glob, dataset = warehouse.SOURCES["src_status"]
     files = sorted({f for s in batch for f in s.files})
     con.execute("CREATE OR REPLACE TEMP VIEW src_status AS "
@@ -323,7 +318,7 @@ def _refresh_days(con: duckdb.DuckDBPyConnection, data_dir: warehouse.DataDir, b
 
 def _refresh_devices(con: duckdb.DuckDBPyConnection, devices: list[str] | None) -> int:
     """Recompute the ``device`` models for ``devices`` (None: all) from the stored tables."""
-    cat = _catalog(con)
+    cat = warehouse.catalog(con)
     shadowed = [m.name for m in marts.of_keep("days")] + ["stg_energy_daily"]
     if devices is not None:
         con.register("_devices_df", pl.DataFrame({"device": devices}, schema={"device": pl.String}))

@@ -234,6 +234,13 @@ def open_file(path: Path, data_dir: DataDir, read_only: bool) -> duckdb.DuckDBPy
     return con
 
 
+def catalog(con: duckdb.DuckDBPyConnection) -> str:
+    """The open warehouse file's catalog name, quoted: ``<catalog>.main.<model>`` names a stored
+    model or view even where a temporary table of the same name shadows it."""
+    name: str = con.sql("SELECT current_database()").fetchall()[0][0]
+    return '"' + name.replace('"', '""') + '"'
+
+
 def declare_sources(con: duckdb.DuckDBPyConnection, data_dir: DataDir, *, temp: bool,
                     empty: bool = False) -> None:
     kind = "TEMP VIEW" if temp else "VIEW"

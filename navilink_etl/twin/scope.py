@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-
-import polars as pl
 
 from .. import warehouse
 
@@ -29,22 +27,22 @@ SCOPE_AFTER = timedelta(hours=6)  # ... and after it (the last sample's interval
 SHADOWED = ("stg_status", "int_intervals", "int_energy_slots")
 
 
-def _catalog(con: Any) -> str:
-    name: str = con.sql("select current_database()").fetchall()[0][0]
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _period_files(data_dir: warehouse.DataDir, device: str, lo: datetime, hi: datetime) -> list[str]:
-    """The device's status files whose UTC day can hold a sample in [lo, hi) (and any file
-    outside the ``device=/date=`` layout, which cannot be ruled out)."""
-    from ..refresh import scan_files
-
-    files = scan_files(data_dir).filter(pl.col("dataset") == "status")
-    keep = files.filter(
-        (pl.col("device").is_null() | (pl.col("device") == device))
-        & (pl.col("day").is_null() | pl.col("day").is_between((lo - timedelta(days=1)).date(),
-                                                                (hi + timedelta(days=1)).date())))
-    return [warehouse.file_url(data_dir, p) for p in keep.get_column("path").to_list()]
+    """The device's status files whose UTC day folder can hold a sample in [lo, hi): only the
+    device's own folder is listed (the store writes ``status/device=<mac>/date=<day>/``)."""
+    loc = warehouse.as_location(data_dir)
+    first, last = (lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date()
+    out = []
+    for full in loc.find(loc.join("status", f"device={device}")):
+        rel = loc.relative(full)
+        day = next((p[5:] for p in rel.split("/") if p.startswith("date=")), None)
+        try:
+            keep = day is None or first <= date.fromisoformat(day) <= last
+        except ValueError:
+            keep = True  # not a day folder: cannot be ruled out
+        if keep:
+            out.append(warehouse.file_url(data_dir, rel))
+    return sorted(out)
 
 
 @contextmanager
@@ -53,7 +51,7 @@ def period_scope(con: Any, device: str, start: datetime, end: datetime,
     """Within the block, ``con`` sees ``device``'s samples from ``start - SCOPE_CONTEXT`` to
     ``end + SCOPE_AFTER`` only, through the usual names (``start``/``end``: aware datetimes).
     ``data_dir``: the store, to read only the period's files (else the whole source is filtered)."""
-    cat = _catalog(con)
+    cat = warehouse.catalog(con)
     made: list[str] = []
     lo, hi = start - SCOPE_CONTEXT, end + SCOPE_AFTER
     glob, dataset = warehouse.SOURCES["src_status"]
