@@ -16,8 +16,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from navilink_etl import warehouse
 from navilink_etl.config import NaviLinkConfig
+
+from .warehouse_helpers import refreshed, rows
 
 TZ = "America/Chicago"
 START = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday, local midnight
@@ -46,14 +47,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
     for opts in HEATERS.values():
         simulate(data, devices=1, interval_s=30, loss=0.05, start=START, ems_tz=TZ, **opts)
     cfg = NaviLinkConfig(data_dir=data, polling_interval=30, timezone=TZ)
-    warehouse.refresh(cfg)
-    con = warehouse.connect(cfg)
-    yield con
-    con.close()
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    return con.sql(sql).pl().to_dicts()
+    yield from refreshed(cfg)
 
 
 def fitted(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:

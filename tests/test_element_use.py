@@ -15,11 +15,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from navilink_etl import warehouse
 from navilink_etl.config import NaviLinkConfig
 from navilink_etl.sim import counterfactual
 from navilink_etl.sim.simulate import device_mac
 from navilink_etl.sim.truth import ELEMENT_CAUSES
+
+from .warehouse_helpers import refreshed, rows
 
 TZ = "America/Chicago"
 START = datetime(2026, 1, 5, tzinfo=UTC)  # winter: the garage heater meets its lockout
@@ -48,14 +49,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
     for opts in SCENARIOS.values():
         simulate(data, devices=1, days=DAYS, interval_s=30, loss=0.05, **SIM_OPTIONS, **opts)
     cfg = NaviLinkConfig(data_dir=data, polling_interval=30, timezone=TZ)
-    warehouse.refresh(cfg)
-    con = warehouse.connect(cfg)
-    yield con
-    con.close()
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    return con.sql(sql).pl().to_dicts()
+    yield from refreshed(cfg)
 
 
 def mac(name: str) -> str:

@@ -14,8 +14,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from navilink_etl import warehouse
 from navilink_etl.config import NaviLinkConfig
+
+from .warehouse_helpers import refreshed, rows
 
 TZ = "America/Chicago"
 START = datetime(2026, 1, 5, tzinfo=UTC)  # winter: the garage heater meets its lockout
@@ -40,14 +41,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     assert isinstance(inlet_c, float)
     cfg = NaviLinkConfig(data_dir=data, polling_interval=30, timezone=TZ,
                          inlet_temperature_f=inlet_c * 1.8 + 32)
-    warehouse.refresh(cfg)
-    con = warehouse.connect(cfg)
-    yield con
-    con.close()
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    return con.sql(sql).pl().to_dicts()
+    yield from refreshed(cfg)
 
 
 # Our cycles matched one-to-one with true cycles that overlap them, away from gaps.
